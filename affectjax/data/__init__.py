@@ -1,0 +1,1 @@
+"""Where examples come from. Every source yields the canonical example dict (see example.py)."""
