@@ -1,0 +1,1 @@
+"""Pure label-space math (no networks): ellipses, mixed labels, conditional spaces, triplets."""
