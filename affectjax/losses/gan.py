@@ -1,0 +1,2 @@
+"""Adversarial losses (GANs, density-ratio discriminators)."""
+__all__ = []

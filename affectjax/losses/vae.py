@@ -1,0 +1,2 @@
+"""Variational losses: KL divergences, likelihoods."""
+__all__ = []
