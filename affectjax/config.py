@@ -33,6 +33,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.images_per_identity = 100
   c.data.label_noise = 0.0
   c.data.view = "full"  # which annotations the split exposes (data/sources.py VIEWS)
+  c.data.va_levels = 0  # afew_like view: VA quantised to round(levels * va); 0 means 10
+  # LeVAsa Algorithm 1: VA for a labels-only dataset sampled from a reference set's ellipses.
+  c.data.annotation_transfer = ml_collections.ConfigDict()
+  c.data.annotation_transfer.enabled = False
+  c.data.annotation_transfer.reference = "synthetic_faces"  # or affectnet_published (REFERENCE.md)
+  c.data.annotation_transfer.levels = 0  # >0: discretise round(levels * va) / levels (Alg. 1 line 5)
   # Input pipeline (small defaults: 2-core machines).
   c.data.num_parallel_calls = 2
   c.data.prefetch = 2
@@ -59,8 +65,9 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-def cache_dir(config) -> str:
-  return (config.data.cache_dir or os.environ.get("AFFECTJAX_CACHE")
+def cache_dir_of(data) -> str:
+  """Where generated data is cached: config.data.cache_dir, $AFFECTJAX_CACHE or ~/.cache/affectjax."""
+  return (data.cache_dir or os.environ.get("AFFECTJAX_CACHE")
           or os.path.join(os.path.expanduser("~"), ".cache", "affectjax"))
 
 

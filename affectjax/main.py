@@ -1,0 +1,41 @@
+"""Command-line entry: python -m affectjax.main --config=configs/<method>.py --workdir=DIR.
+
+Any config field can be overridden: --config.train.num_steps=100 --config.optim.lr=1e-4.
+Variants by argument: --config=configs/levasa.py:discrete.
+"""
+import logging
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py[:variant]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, tables and figures.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
+                                 "Call jax.distributed.initialize() (multi-host pods).")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  import jax
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
+  from affectjax import config as config_lib
+  from affectjax import train
+  logging.getLogger().setLevel(logging.INFO)
+  try:
+    result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (config_lib.ConfigError, train.WorkdirError, train.TrainingDiverged) as e:
+    sys.exit(f"affectjax: error: {e}")
+  result.pop("_state", None)
+  summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.items()) if isinstance(v, float))
+  print(f"done: {summary}")
+  print(f"outputs in {os.path.abspath(_WORKDIR.value)}")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)

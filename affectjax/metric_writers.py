@@ -1,0 +1,56 @@
+"""Metric sinks: metrics.jsonl in the workdir (always) and TensorBoard event files."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+
+class JsonlWriter:
+  """Appends one JSON object per write to workdir/metrics.jsonl."""
+
+  def __init__(self, workdir: str, resume_step: int = 0):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._truncate_after(resume_step)
+
+  def _truncate_after(self, step: int):
+    # A resumed run re-does the steps after its checkpoint: drop their stale lines first.
+    if not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      lines = [ln for ln in f if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    tmp = self.path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(lines)
+    os.replace(tmp, self.path)
+
+  def write(self, step: int, metrics: dict):
+    row = {"step": int(step)}
+    row.update({k: (float(v) if math.isfinite(float(v)) else str(float(v))) for k, v in metrics.items()})
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+
+
+class TensorBoardWriter:
+  """Scalar summaries under workdir/tensorboard (TensorFlow imported lazily, CPU only)."""
+
+  def __init__(self, workdir: str):
+    import tensorflow as tf
+    self._tf = tf
+    self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, metrics: dict):
+    with self._writer.as_default(step=int(step)):
+      for k, v in metrics.items():
+        self._tf.summary.scalar(k, float(v))
+    self._writer.flush()
+
+
+class MultiWriter:
+  def __init__(self, writers):
+    self.writers = list(writers)
+
+  def write(self, step: int, metrics: dict):
+    if metrics:
+      for w in self.writers:
+        w.write(step, metrics)
