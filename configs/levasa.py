@@ -60,6 +60,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.eval.batch_size = 256
   c.eval.paper_metric = True  # also report Table 1 with the original code's metric definitions
   c.eval.probe_seed = 0
+  c.eval.max_train_examples = 4000  # training rows encoded for the probes (0: all)
 
   if "original" in args:
     c.model.arch = "original"

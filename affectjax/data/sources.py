@@ -67,8 +67,9 @@ def synthetic_arrays(data, seed: int, view: str) -> dict:
   if view == "imfdb_like":
     arrays["va"] = np.full((n, 2), np.nan, np.float32)
   elif view == "afew_like":
+    from affectjax.affect import ellipses as ell
     levels = data.va_levels or 10
-    arrays["va"] = (np.round(levels * arrays["va"]) / levels).astype(np.float32)
+    arrays["va"] = np.asarray(ell.undiscretize_va(ell.discretize_va(arrays["va"], levels), levels))
     arrays["label"] = np.full((n,), -1, np.int32)
   elif view not in ("full", "affectnet_like"):
     raise ValueError(f"config.data.view={view!r} is unknown; expected one of {VIEWS}")
@@ -124,7 +125,7 @@ def _transfer_va(splits: Splits, data, seed: int) -> Splits:
                        f"{int(np.sum(labels < 0))} have none")
     va = np.asarray(ell.sample_va(jax.random.fold_in(key, i), fitted, labels), np.float32)
     if transfer.levels:  # Alg. 1 line 5: discretise by scaling and rounding
-      va = (np.round(transfer.levels * va) / transfer.levels).astype(np.float32)
+      va = np.asarray(ell.undiscretize_va(ell.discretize_va(va, transfer.levels), transfer.levels))
     out[name] = split.replace(va=va)
   metadata = dict(splits.metadata, ellipses=fitted, va_levels=transfer.levels,
                   va_source=f"annotation transfer from {transfer.reference}")

@@ -1,0 +1,18 @@
+"""Shared test set-up: quiet TensorFlow, one generated-data cache per test session."""
+import importlib.util
+import os
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("AFFECTJAX_CACHE", tempfile.mkdtemp(prefix="affectjax-test-cache-"))
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(name: str, arg: str = ""):
+  """configs/<name>.py's get_config(arg), as --config=configs/<name>.py:<arg> would load it."""
+  path = os.path.join(REPO, "configs", f"{name}.py")
+  spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)

@@ -1,0 +1,132 @@
+"""The generic training loop: resume, device-count invariance, NaN guard, config errors."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from affectjax import config as config_lib
+from affectjax import train
+from conftest import REPO, load_config
+
+
+def tiny(**overrides):
+  c = load_config("levasa", "tiny")
+  c.train.report = False
+  for path, value in overrides.items():
+    section, field = path.split("__")
+    c[section][field] = value
+  return c
+
+
+def params_of(result):
+  return jax.tree.map(np.asarray, result["_state"].params)
+
+
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
+  whole = train.train_and_evaluate(tiny(), str(tmp_path / "whole"))
+
+  # Kill the second run after step 15: its checkpoint at step 10 is the last one written.
+  real_batches = train.input_batches
+
+  def dying_batches(s, start):
+    for i, batch in enumerate(real_batches(s, start)):
+      if start + i == 15:
+        raise KeyboardInterrupt("simulated kill")
+      yield batch
+
+  monkeypatch.setattr(train, "input_batches", dying_batches)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(tiny(), str(tmp_path / "killed"))
+  monkeypatch.setattr(train, "input_batches", real_batches)
+  resumed = train.train_and_evaluate(tiny(), str(tmp_path / "killed"))
+
+  jax.tree.map(np.testing.assert_array_equal, params_of(whole), params_of(resumed))
+  steps = [json.loads(l)["step"] for l in open(tmp_path / "killed" / "metrics.jsonl")]
+  train_steps = [s for s in steps if s % 5 == 0]
+  assert steps == sorted(steps) and train_steps.count(15) == 1  # stale lines were dropped
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  workdir = str(tmp_path)
+  first = train.train_and_evaluate(tiny(train__num_steps=10), workdir)
+  with pytest.raises(train.TrainingDiverged, match=r"non-finite .* step .*checkpoint \(step 10\)"):
+    train.train_and_evaluate(tiny(train__num_steps=20, optim__lr=1e12), workdir)
+  mgr = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+  assert mgr.latest_step() == 10
+  restored = mgr.restore(10, args=ocp.args.StandardRestore())
+  jax.tree.map(np.testing.assert_array_equal, params_of(first),
+               jax.tree.map(np.asarray, restored["params"]))
+
+
+_STEP_SCRIPT = r"""
+import os, sys, numpy as np, jax
+sys.path.insert(0, {tests!r})
+from conftest import load_config
+from affectjax import train
+c = load_config("levasa", "tiny")
+s = train.setup(c)
+state = train.init_state(s)
+step = train.compile_step(s)
+batches = train.input_batches(s, 0)
+for _ in range(3):
+  state, m = step(state, train.to_global(s, next(batches)))
+leaves = jax.tree.leaves(jax.device_get(state.params))
+np.savez(sys.argv[1], *leaves, loss=np.asarray(m["loss"]), ndev=jax.device_count())
+"""
+
+
+def test_one_device_and_eight_fake_devices_agree(tmp_path):
+  script = tmp_path / "step.py"
+  script.write_text(_STEP_SCRIPT.format(tests=os.path.join(REPO, "tests")))
+  outs = {}
+  for ndev in (1, 8):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={ndev}",
+               JAX_PLATFORMS="cpu")
+    out = tmp_path / f"p{ndev}.npz"
+    subprocess.run([sys.executable, str(script), str(out)], env=env, check=True, cwd=REPO)
+    outs[ndev] = np.load(out)
+  assert int(outs[1]["ndev"]) == 1 and int(outs[8]["ndev"]) == 8
+  keys = [k for k in outs[1].files if k.startswith("arr_")]
+  for k in keys:
+    np.testing.assert_allclose(outs[1][k], outs[8][k], rtol=2e-4, atol=2e-6)
+  np.testing.assert_allclose(outs[1]["loss"], outs[8]["loss"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("path,value,message", [
+    ("method", "nope", "config.method='nope' is unknown"),
+    ("data.name", "nope", "config.data.name='nope' is unknown"),
+    ("train.batch_size", -4, "config.train.batch_size=-4 must be a positive integer"),
+    ("data.image_size", 0, "config.data.image_size=0 must be a positive integer"),
+    ("train.batch_size", 12, "not divisible by the 8 devices"),
+])
+def test_bad_config_values_fail_before_compile(path, value, message):
+  c = tiny()
+  if "." in path:
+    section, field = path.split(".")
+    c[section][field] = value
+  else:
+    c[path] = value
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.validate(c, num_devices=8)
+
+
+def run_main(*args, timeout=240):
+  return subprocess.run([sys.executable, "-m", "affectjax.main", "--config=configs/levasa.py:tiny", *args],
+                        cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_reports_unwritable_workdir_and_bad_values_in_one_line(tmp_path):
+  blocked = tmp_path / "file"
+  blocked.write_text("not a directory")
+  res = run_main(f"--workdir={blocked}/run")
+  assert res.returncode != 0
+  assert res.stderr.strip().splitlines()[-1].startswith("affectjax: error: workdir")
+  res = run_main(f"--workdir={tmp_path}/run", "--config.train.batch_size=-2")
+  assert res.stderr.strip().splitlines()[-1] == (
+      "affectjax: error: config.train.batch_size=-2 must be a positive integer")
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")  # failed before building anything
