@@ -28,6 +28,7 @@ def base_config() -> ml_collections.ConfigDict:
   # Real datasets (issue "Real datasets"): the user's own copy and where TFDS keeps its build.
   c.data.manual_dir = ""
   c.data.tfds_dir = ""
+  c.data.builder_options = ""  # JSON of dataset options, e.g. '{"keep_none": true}' (docs/datasets.md)
   # Synthetic faces: size and difficulty of the embedded default.
   c.data.num_identities = 60
   c.data.images_per_identity = 100
@@ -37,7 +38,8 @@ def base_config() -> ml_collections.ConfigDict:
   # LeVAsa Algorithm 1: VA for a labels-only dataset sampled from a reference set's ellipses.
   c.data.annotation_transfer = ml_collections.ConfigDict()
   c.data.annotation_transfer.enabled = False
-  c.data.annotation_transfer.reference = "synthetic_faces"  # or affectnet_published (REFERENCE.md)
+  # auto: the AffectNet-like synthetic set on synthetic data, AffectNet's published stats otherwise
+  c.data.annotation_transfer.reference = "auto"  # | synthetic_faces | affectnet_published
   c.data.annotation_transfer.levels = 0  # >0: discretise round(levels * va) / levels (Alg. 1 line 5)
   # Input pipeline (small defaults: 2-core machines).
   c.data.num_parallel_calls = 2

@@ -16,7 +16,7 @@ def test_levasa_trains_on_affectnet_fixture(tmp_path):
   cmd = [sys.executable, "-m", "affectjax.main", "--config=configs/levasa.py:tiny",
          f"--workdir={tmp_path / 'wd'}", "--config.data.name=affectnet",
          f"--config.data.manual_dir={tmp_path / 'manual'}", f"--config.data.tfds_dir={tmp_path / 'tfds'}",
-         "--config.data.image_size=32", "--config.data.annotation_transfer.enabled=False",
+         "--config.data.image_size=32",
          "--config.train.num_steps=3", "--config.train.batch_size=8"]
   r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]

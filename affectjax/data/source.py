@@ -60,3 +60,26 @@ class ArraySource:
   def replace(self, **fields) -> "ArraySource":
     """A new source with some fields replaced or added (e.g. VA from annotation transfer)."""
     return ArraySource({**self.arrays, **fields}, dict(self.metadata))
+
+
+@dataclasses.dataclass
+class WithFields:
+  """A source with some per-example fields replaced or added (e.g. VA from annotation transfer)."""
+
+  base: Source
+  fields: Mapping[str, np.ndarray]
+
+  def __len__(self) -> int:
+    return len(self.base)
+
+  def gather(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    out = self.base.gather(indices)
+    out.update({k: v[indices] for k, v in self.fields.items()})
+    return out
+
+
+def read_field(source: Source, key: str, batch_size: int = 1024) -> np.ndarray:
+  """One field of every example of a source, in order (reads in batches)."""
+  n = len(source)
+  return np.concatenate([source.gather(np.arange(i, min(i + batch_size, n)))[key]
+                         for i in range(0, n, batch_size)]) if n else np.zeros((0,))

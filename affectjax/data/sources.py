@@ -10,22 +10,16 @@ Ground truth stays in `factors` whatever the view, for evaluation against the tr
 """
 from __future__ import annotations
 
-import dataclasses
 import zlib
 
 import numpy as np
 
 from affectjax import config as config_lib
-from affectjax.data.source import ArraySource, Source
+from affectjax.data.builders.splits import Splits  # noqa: F401  (one Splits for every source)
+from affectjax.data import source as source_lib
+from affectjax.data.source import ArraySource
 
 VIEWS = ("full", "affectnet_like", "imfdb_like", "afew_like")
-
-
-@dataclasses.dataclass
-class Splits:
-  train: Source
-  test: Source
-  metadata: dict
 
 
 def known_datasets() -> tuple[str, ...]:
@@ -101,32 +95,50 @@ def synthetic_splits(data, seed: int) -> Splits:
 
 
 def _transfer_va(splits: Splits, data, seed: int) -> Splits:
-  """LeVAsa Algorithm 1, lines 1-5: VA for a labels-only dataset from a reference set's ellipses."""
+  """LeVAsa Algorithm 1, lines 1-5: VA for the examples that have a label but no VA.
+
+  Reference ellipses: the AffectNet-like synthetic set (synthetic data), AffectNet's published
+  statistics (REFERENCE.md), or reference='auto' for the first on synthetic data and the second
+  on real data. Examples that already carry VA keep it (then the transfer is a no-op).
+  """
   import jax
   from affectjax.affect import ellipses as ell
 
   transfer = data.annotation_transfer
-  if transfer.reference == "synthetic_faces":
+  reference = transfer.reference
+  if reference == "auto":
+    reference = "synthetic_faces" if data.name == "synthetic_faces" else "affectnet_published"
+  if reference == "synthetic_faces":
     ref = synthetic_arrays(data, seed, "affectnet_like")
     fitted = ell.fit_ellipses(ref["label"], ref["va"], data.num_classes)
-  elif transfer.reference == "affectnet_published":
+  elif reference == "affectnet_published":
     from affectjax.affect import affectnet_stats
     c = data.num_classes
     fitted = ell.from_stats(affectnet_stats.VA_MEANS[:c], affectnet_stats.VA_STDS[:c])
   else:
-    raise ValueError(f"config.data.annotation_transfer.reference={transfer.reference!r} is unknown; "
-                     "expected synthetic_faces or affectnet_published")
+    raise ValueError(f"config.data.annotation_transfer.reference={reference!r} is unknown; "
+                     "expected auto, synthetic_faces or affectnet_published")
   key = jax.random.key(_view_seed(seed, "annotation_transfer"))
-  out = {}
+  out, filled = {}, 0
   for i, (name, split) in enumerate((("train", splits.train), ("test", splits.test))):
-    labels = split.arrays["label"]
-    if np.any(labels < 0):
-      raise ValueError(f"annotation transfer needs a label on every {name} example; "
-                       f"{int(np.sum(labels < 0))} have none")
-    va = np.asarray(ell.sample_va(jax.random.fold_in(key, i), fitted, labels), np.float32)
+    read = (lambda k: split.arrays[k]) if isinstance(split, ArraySource) else (
+        lambda k: source_lib.read_field(split, k))
+    labels, va = read("label"), read("va").astype(np.float32)
+    missing = ~np.all(np.isfinite(va), axis=-1)
+    if np.any(labels[missing] < 0):
+      raise ValueError(f"annotation transfer needs a label where VA is unknown; "
+                       f"{int(np.sum(labels[missing] < 0))} {name} examples have neither")
+    if not missing.any():
+      out[name] = split
+      continue
+    sampled = np.asarray(ell.sample_va(jax.random.fold_in(key, i), fitted, np.maximum(labels, 0)))
     if transfer.levels:  # Alg. 1 line 5: discretise by scaling and rounding
-      va = np.asarray(ell.undiscretize_va(ell.discretize_va(va, transfer.levels), transfer.levels))
-    out[name] = split.replace(va=va)
+      sampled = np.asarray(ell.undiscretize_va(ell.discretize_va(sampled, transfer.levels), transfer.levels))
+    va[missing] = sampled[missing]
+    filled += int(missing.sum())
+    out[name] = source_lib.WithFields(split, {"va": va})
+  if not filled:
+    return splits
   metadata = dict(splits.metadata, ellipses=fitted, va_levels=transfer.levels,
-                  va_source=f"annotation transfer from {transfer.reference}")
+                  va_source=f"annotation transfer from {reference} ({filled} examples)")
   return Splits(out["train"], out["test"], metadata)

@@ -73,8 +73,8 @@ def evaluate(state, data, workdir, *, model, config) -> dict:
 
 def _true_va(enc, factor_names) -> np.ndarray:
   names = list(factor_names or ())
-  if "true_valence" in names and "true_arousal" in names:
-    return enc["factors"][:, [names.index("true_valence"), names.index("true_arousal")]]
+  if "valence" in names and "arousal" in names:  # synthetic faces: the noiseless VA
+    return enc["factors"][:, [names.index("valence"), names.index("arousal")]]
   return np.full((len(enc["va"]), 2), np.nan)
 
 

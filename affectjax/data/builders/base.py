@@ -35,6 +35,11 @@ def _tfds():
 
 def resolve_options(defaults: dict, given, dataset: str, image_size: int, num_classes: int) -> dict:
   """Defaults overridden by config.data.builder_options; an unknown option is one clear error."""
+  if isinstance(given, str):  # --config.data.builder_options='{"keep_none": true}' (JSON)
+    try:
+      given = json.loads(given) if given.strip() else {}
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{dataset}: config.data.builder_options is not valid JSON: {e}") from None
   given = dict(given.to_dict() if hasattr(given, "to_dict") else (given or {}))
   unknown = sorted(set(given) - set(defaults))
   if unknown:
