@@ -15,7 +15,7 @@ import numpy as np
 
 from affectjax.data.synthetic import geometry as geo
 
-CHUNK = 256  # images per jitted call
+CHUNK = 32  # images per jitted call: small enough for the intermediates to stay in cache
 
 
 def _aa(d, pix):
@@ -222,11 +222,11 @@ def render_batch(idp: dict, au_left, au_right, pose: dict, light: dict, size: in
   chunk = min(chunk or CHUNK, max(8, 1 << (n - 1).bit_length()))  # few distinct shapes, few compiles
   images = np.empty((n, size, size, 3), np.uint8)
   lms = np.empty((n, geo.NUM_LANDMARKS, 3), np.float32)
-  args = (idp, au_left, au_right, pose, light)
+  args = jax.tree.map(lambda a: np.asarray(a, np.float32), (idp, au_left, au_right, pose, light))
   for start in range(0, n, chunk):
     stop = min(start + chunk, n)
     idx = np.minimum(np.arange(start, start + chunk), n - 1)  # pad by repeating the last
-    part = jax.tree.map(lambda a: np.asarray(a, np.float32)[idx], args)
+    part = jax.tree.map(lambda a: a[idx], args)
     im, lm = _render_chunk(*part, size=size)
     images[start:stop] = np.asarray(im)[: stop - start]
     lms[start:stop] = np.asarray(lm)[: stop - start]
