@@ -26,7 +26,8 @@ def sample_codes(key, thetas, targets, num_random, *, tau=0.2, noise=0.0, random
   S_c: z = (theta_c, rho) with rho ~ U[tau, 1] for emotions and rho ~ U[0, tau) for neutral, the
   neutral rows on a uniformly random angle (every direction is neutral below tau).
   S_r: random_rho='disc' samples uniformly over the area of the disc (rho = sqrt(u)); 'polar' is
-  the paper's literal rho ~ U[0, 1] (Sec. 3), denser near the centre.
+  the paper's literal rho ~ U[0, 1] (Sec. 3), denser near the centre; 'original' reuses the row's
+  S_c strength (the original code: U[tau, 1], or U[0, tau) for a neutral target).
   noise: std of the Gaussian added to the S_c codes (0.075 in the original code; 0 in the paper).
   Returns (z [N, 2], rho [N], in_sc [N] bool); rho is the nominal strength before noise.
   """
@@ -39,7 +40,7 @@ def sample_codes(key, thetas, targets, num_random, *, tau=0.2, noise=0.0, random
   theta_c = jnp.where(neutral, jax.random.uniform(k_ang, (n,), maxval=2 * jnp.pi), theta_dir)
   z_c = polar_to_xy(theta_c, rho_c) + noise * jax.random.normal(k_noise, (n, 2))
   ur = jax.random.uniform(k_rr, (n,))
-  rho_r = jnp.sqrt(ur) if random_rho == "disc" else ur
+  rho_r = {"disc": jnp.sqrt(ur), "polar": ur, "original": rho_c}[random_rho]
   z_r = polar_to_xy(jax.random.uniform(k_ra, (n,), maxval=2 * jnp.pi), rho_r)
   in_sc = jnp.arange(n) >= num_random
   z = jnp.where(in_sc[:, None], z_c, z_r)

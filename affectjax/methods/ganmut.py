@@ -1,0 +1,269 @@
+"""GANmut (ganmut.md): linear (polar) GANmut, Gaussian GGANmut and the StarGAN baseline.
+
+config.model.space picks the variant: 'linear' (Sec. 4.1, Eqs. 1-8), 'gaussian' (Sec. 4.2, Eqs.
+9-10) or 'stargan' (one-hot conditions). One jitted step per iteration: a D step every iteration
+and a G step every optim.n_critic iterations under lax.cond (both branches compiled once).
+Evaluation (the classifier, FED, smoothness, ERE, accuracy, figures) is in ganmut_eval.py.
+"""
+from __future__ import annotations
+
+import functools
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from affectjax import losses
+from affectjax.affect import conditional as cs
+from affectjax.methods.base import Method
+from affectjax.nn import stargan
+
+
+@flax.struct.dataclass
+class GanState:
+  step: jax.Array
+  g_params: dict  # {'net': generator, 'space': conditional-space parameters}
+  d_params: dict
+  g_opt: optax.OptState
+  d_opt: optax.OptState
+
+
+# ---------------------------------------------------------------- networks and codes
+
+def code_dim(config):
+  return config.data.num_classes if config.model.space == "stargan" else 2
+
+
+def networks(config):
+  m = config.model
+  dtype = jnp.bfloat16 if m.dtype == "bfloat16" else jnp.float32
+  gen = stargan.Generator(m.g_conv_dim, m.g_repeat_num, dtype)
+  disc = stargan.Discriminator(config.data.image_size, m.d_conv_dim, m.d_repeat_num,
+                               config.data.num_classes, 0 if m.space == "stargan" else 2, dtype)
+  return gen, disc
+
+
+def init_space(key, config):
+  """Learned conditional-space parameters, randomly initialised (Sec. 5, implementation details)."""
+  c = config.data.num_classes
+  if config.model.space == "linear":  # theta_c for the C-1 non-neutral emotions (Sec. 3)
+    return {"theta": jax.random.uniform(key, (c - 1,), maxval=2 * jnp.pi)}
+  if config.model.space == "gaussian":  # mu_c = tanh(w_c), Sigma_c from log-eigenvalues and angle
+    return {"w": 0.5 * jax.random.normal(key, (c, 2)), "log_eigs": jnp.zeros((c, 2)),
+            "angle": jnp.zeros((c,))}
+  return {}
+
+
+def directions(space):
+  return space["theta"]
+
+
+def modes(space):
+  """(mu [C, 2], Sigma [C, 2, 2]) of GGANmut (Sec. 4.2)."""
+  return cs.mode_means(space["w"]), cs.mode_covariances(space["log_eigs"], space["angle"])
+
+
+def linear_codes(space, labels, rho):
+  """z = (theta_c, rho) for emotions c, and 0 for neutral (c = 0) whatever rho (Sec. 4.1)."""
+  theta = space["theta"][jnp.clip(labels - 1, 0, None)]
+  return jnp.where((labels > 0)[:, None], cs.polar_to_xy(theta, rho), 0.0)
+
+
+def lr_factor(step, config):
+  """StarGAN's schedule: constant, then linear from 1 to optim.final_lr_fraction at the last step
+  (0 in StarGAN; 0.999 reproduces the original GANmut code, where the decay is almost nil)."""
+  o, n = config.optim, config.train.num_steps
+  start = int(o.decay_start * n)
+  frac = jnp.clip((step - start) / max(1, n - start), 0.0, 1.0)
+  return 1.0 - (1.0 - o.final_lr_fraction) * frac
+
+
+def _adam_update(tx, grads, opt, params, lr):
+  updates, opt = tx.update(grads, opt, params)
+  return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt
+
+
+# ---------------------------------------------------------------- losses
+
+def _masked_mean(x, mask):
+  mask = mask.astype(jnp.float32)
+  return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def _ce(logits, labels, mask=None):
+  num_classes = logits.shape[-1]
+  valid = (labels >= 0) & (labels < num_classes)
+  if mask is not None:
+    valid = valid & mask
+  return _masked_mean(losses.softmax_cross_entropy(logits, jnp.clip(labels, 0, num_classes - 1)),
+                      valid)
+
+
+def sample_conditions(key, space, labels, config):
+  """Target codes for a batch: (code [N, k], target [N], rho [N], in_sc [N])."""
+  c, l = config.data.num_classes, config.loss
+  n = labels.shape[0]
+  k_perm, k_fill, k_code = jax.random.split(key, 3)
+  target = jax.random.permutation(k_perm, labels)  # c has the law of c' (Eqs. 4-5)
+  target = jnp.where(target >= 0, target, jax.random.randint(k_fill, (n,), 0, c))
+  space_kind = config.model.space
+  if space_kind == "linear":
+    z, rho, in_sc = cs.sample_codes(k_code, space["theta"], target, l.num_random, tau=l.tau,
+                                    noise=l.code_noise, random_rho=l.random_rho)
+    return z, target, rho, in_sc
+  if space_kind == "gaussian":
+    in_sc = jnp.arange(n) >= l.num_random
+    mode_target = (jnp.arange(n) - l.num_random) % c  # S_c rows cover every mode in turn
+    target = jnp.where(in_sc, mode_target, target)
+    mus, _ = modes(space)
+    z = jnp.where(in_sc[:, None], mus[mode_target], cs.sample_square(k_code, n))
+    return z, target, jnp.zeros(n), in_sc
+  return jax.nn.one_hot(target, c), target, jnp.ones(n), jnp.ones(n, bool)
+
+
+def d_loss_fn(d_params, fake, code, x, labels, key, disc, config):
+  """L_D = -L_adv + lambda_cls L_cls^r + lambda_info_D L_info (Eq. 1); GP from Eq. 3."""
+  l = config.loss
+  apply = lambda im: disc.apply({"params": d_params}, im)
+  both = apply(jnp.concatenate([x, fake]))  # one D call for real and fake
+  n = x.shape[0]
+  src_r, cls_r = both[0][:n], both[1][:n]
+  src_f = both[0][n:]
+  adv = losses.wgan_critic_loss(src_r, src_f)  # -L_adv without the GP term (Eq. 3)
+  gp = losses.gradient_penalty(lambda im: apply(im)[0], x, fake, key)  # Eq. 3
+  cls = _ce(cls_r, labels)  # Eq. 5
+  total = adv + l.lambda_gp * gp + l.lambda_cls_real * cls
+  info = jnp.zeros(())
+  if config.model.space != "stargan":
+    info = jnp.mean(jnp.sum(jnp.square(both[2][n:] - code), -1))  # Eq. 6
+    total = total + l.lambda_info_d * info
+  acc = _masked_mean(jnp.argmax(cls_r, -1) == labels, labels >= 0)
+  return total, {"d_loss": total, "d_adv": adv, "d_gp": gp, "d_cls": cls, "d_info": info,
+                 "d_acc_real": acc, "d_wdist": -adv}
+
+
+def g_loss_fn(g_params, d_params, x, labels, key, gen, disc, config):
+  """L_G (Eq. 2 for GANmut; Sec. 4.2 for GGANmut; StarGAN's objective for the baseline)."""
+  l, kind = config.loss, config.model.space
+  space = g_params["space"]
+  code, target, rho, in_sc = sample_conditions(key, space, labels, config)
+  g = lambda im, z: gen.apply({"params": g_params["net"]}, im, z)
+  d = lambda im: disc.apply({"params": d_params}, im)
+  fake = g(x, code)
+  src_f, cls_f, coord_f = d(fake)
+  adv = losses.wgan_generator_loss(src_f)  # Eq. 3
+  m = {"g_adv": adv}
+  if kind == "linear":
+    m["g_cls"] = _ce(cls_f, target, in_sc)  # Eq. 4 on S_c
+    m["g_rho"] = _masked_mean(jnp.square(cs.rho_hat(cls_f) - rho), rho > l.tau)  # Eq. 7
+    m["g_info"] = jnp.mean(jnp.sum(jnp.square(coord_f - code), -1))  # Eq. 6
+  elif kind == "gaussian":
+    mus, covs = modes(space)
+    p_z = cs.label_distribution(code, mus, covs)
+    q = jax.nn.softmax(cls_f, -1)
+    div_rows = jnp.ones_like(in_sc) if l.div_on_all_rows else ~in_sc
+    m["g_div"] = _masked_mean(losses.symmetric_kl(p_z, q), div_rows)  # Eq. 9
+    m["g_cls"] = _ce(cls_f, target, in_sc)  # Eq. 10
+  else:
+    m["g_cls"] = _ce(cls_f, target)
+  # cycle back to the input's own condition (Eq. 8); D is fixed in the G step
+  _, cls_r, coord_r = jax.lax.stop_gradient(d(x))
+  if kind == "stargan":
+    back = jax.nn.one_hot(labels, config.data.num_classes)
+  elif kind == "linear" and l.cycle == "approximate":  # original code: (theta_c', rho_hat(x))
+    back = linear_codes(space, labels, cs.rho_hat(cls_r))
+  else:
+    back = coord_r  # D_coord(x) (Eq. 8)
+  m["g_rec"] = jnp.mean(jnp.abs(x - g(fake, back)))  # Eq. 8
+  total = adv + l.lambda_rec * m["g_rec"] + l.lambda_cls_fake * m["g_cls"]
+  if kind == "linear":
+    total = total + l.lambda_info_g * m["g_info"] + l.lambda_rho * m["g_rho"]  # Eq. 2
+  elif kind == "gaussian":
+    total = total + l.lambda_div * m["g_div"]
+  m["g_loss"] = total
+  return total, m
+
+
+G_METRICS = {"linear": ("g_adv", "g_cls", "g_rho", "g_info", "g_rec", "g_loss"),
+             "gaussian": ("g_adv", "g_div", "g_cls", "g_rec", "g_loss"),
+             "stargan": ("g_adv", "g_cls", "g_rec", "g_loss")}
+
+
+# ---------------------------------------------------------------- the method
+
+def g_step_gating(config):
+  """How the G step runs every n_critic iterations inside the one jitted step.
+
+  'cond' (lax.cond: G is computed only when due) is the fast choice on GPU/TPU. XLA:CPU runs the
+  backward convolutions inside a conditional 5-30x slower than at top level, so on CPU 'masked'
+  (compute the G update every iteration, keep it every n_critic-th) is faster; 'auto' picks by
+  backend. Both give the same updates.
+  """
+  mode = config.optim.get("g_step", "auto")
+  if mode == "auto":
+    return "masked" if jax.default_backend() == "cpu" else "cond"
+  return mode
+
+def make_method(config) -> Method:
+  gen, disc = networks(config)
+  o = config.optim
+  tx = optax.scale_by_adam(o.b1, o.b2)
+  n_critic = int(o.n_critic)
+  kind = config.model.space
+  bgr = bool(config.data.get("bgr", False))
+  gating = g_step_gating(config)
+
+  def prep(images):
+    x = jnp.asarray(images, jnp.float32)
+    return x[..., ::-1] if bgr else x  # the original code trains on BGR images
+
+  def init(key, batch):
+    x = prep(batch["image"][:1])
+    k_g, k_d, k_s = jax.random.split(key, 3)
+    g_net = gen.init(k_g, x, jnp.zeros((1, code_dim(config))))["params"]
+    d_net = disc.init(k_d, x)["params"]
+    g_params = {"net": g_net, "space": init_space(k_s, config)}
+    return GanState(jnp.zeros((), jnp.int32), g_params, d_net, tx.init(g_params), tx.init(d_net))
+
+  def train_step(state, batch, key):
+    x, labels = prep(batch["image"]), jnp.asarray(batch["label"], jnp.int32)
+    k_code, k_gp, k_g = jax.random.split(key, 3)
+    lr = o.lr * lr_factor(state.step, config)
+    # D step (Eq. 1): codes and fakes are constants for D
+    code, _, _, _ = sample_conditions(k_code, state.g_params["space"], labels, config)
+    code = jax.lax.stop_gradient(code)
+    fake = jax.lax.stop_gradient(gen.apply({"params": state.g_params["net"]}, x, code))
+    (d_total, dm), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+        state.d_params, fake, code, x, labels, k_gp, disc, config)
+    d_params, d_opt = _adam_update(tx, d_grads, state.d_opt, state.d_params, lr)
+
+    # G step every n_critic iterations (Eq. 2), against the updated D
+    def g_update(args):
+      g_params, g_opt = args
+      (_, gm), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+          g_params, d_params, x, labels, k_g, gen, disc, config)
+      g_params, g_opt = _adam_update(tx, grads, g_opt, g_params, lr)
+      return g_params, g_opt, {k: gm[k] for k in G_METRICS[kind]}
+
+    def g_skip(args):
+      return args[0], args[1], {k: jnp.zeros(()) for k in G_METRICS[kind]}
+
+    do_g = (state.step + 1) % n_critic == 0
+    if gating == "cond":
+      g_params, g_opt, gm = jax.lax.cond(do_g, g_update, g_skip, (state.g_params, state.g_opt))
+    else:  # 'masked': same updates, G computed every iteration and kept every n_critic-th
+      new = g_update((state.g_params, state.g_opt))
+      old = g_skip((state.g_params, state.g_opt))
+      g_params, g_opt, gm = jax.tree.map(lambda a, b: jnp.where(do_g, a, b), new, old)
+    metrics = {**dm, **gm, "g_step": do_g.astype(jnp.float32), "lr": lr,
+               "loss": d_total + gm["g_loss"]}
+    if kind == "linear":
+      metrics["theta_mean"] = jnp.mean(g_params["space"]["theta"])
+    return GanState(state.step + 1, g_params, d_params, g_opt, d_opt), metrics
+
+  from affectjax.methods import ganmut_eval  # evaluation: classifier, FED, smoothness, ERE
+  return Method(init=init, train_step=train_step,
+                evaluate=functools.partial(ganmut_eval.evaluate, config=config),
+                report=functools.partial(ganmut_eval.report, config=config))
