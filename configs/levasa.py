@@ -52,9 +52,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
   c.optim.lr = 5e-4
   c.train.batch_size = 64
-  c.train.num_steps = 3000
+  c.train.num_steps = 1500
   c.train.log_every = 100
-  c.train.checkpoint_every = 1000
+  c.train.checkpoint_every = 500
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 256

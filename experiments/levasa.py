@@ -163,6 +163,8 @@ def main(argv):
   del argv
   workdir = _WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
+  from affectjax.data import synthetic
+  synthetic.save_emotion_grid(os.path.join(workdir, "synthetic_faces.png"), seed=_SEED.value)
   area = reference_figure(workdir)
   summaries = run_all(workdir)
   combined_figures(workdir, summaries)
