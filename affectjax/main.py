@@ -3,7 +3,6 @@
 Any config field can be overridden: --config.train.num_steps=100 --config.optim.lr=1e-4.
 Variants by argument: --config=configs/levasa.py:discrete.
 """
-import logging
 import os
 import sys
 
@@ -25,7 +24,6 @@ def main(argv):
     jax.distributed.initialize()
   from affectjax import config as config_lib
   from affectjax import train
-  logging.getLogger().setLevel(logging.INFO)
   try:
     result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (config_lib.ConfigError, train.WorkdirError, train.TrainingDiverged) as e:

@@ -7,7 +7,6 @@ affectjax.methods.base.Method; nothing here knows which paper it is running.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import os
 import time
@@ -145,7 +144,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     state, start = init_state(s), 0
   else:
     state = ckpt.restore(start, args=ocp.args.StandardRestore(abstract_state(s)))
-    logging.info("resumed from the checkpoint at step %d", start)
+    print(f"resuming from the checkpoint at step {start} in {workdir}", flush=True)
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
 

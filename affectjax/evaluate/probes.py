@@ -77,16 +77,19 @@ def va_regression(train_z, train_va, test_z, test_va, seed: int = 0, hidden=(32,
 
 
 def emotion_accuracy(train_z, train_labels, test_z, test_labels, seed: int = 0, hidden: int = 100,
-                     max_iter: int = 300) -> float:
+                     max_iter: int = 300, early_stopping: bool = True) -> float:
   """Table 3: held-out accuracy of the paper's "simple one-layered MLP" on standardised inputs.
 
   "One-layered" is read as one hidden layer (ReLU, `hidden` units, Adam), i.e. sklearn's
-  MLPClassifier defaults that the original notebook used (hidden 100, max_iter 300). Rows with
+  MLPClassifier defaults that the original notebook used (hidden 100, max_iter 300), plus early
+  stopping on a 10 % validation split of the training rows (300 full epochs took minutes on a
+  2-core CPU; early_stopping=False restores the notebook's fit). Rows with
   label -1 are dropped.
   """
   train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
   tr, te = train_labels >= 0, test_labels >= 0
   model = make_pipeline(StandardScaler(), MLPClassifier(
-      hidden_layer_sizes=(int(hidden),), max_iter=max_iter, random_state=seed))
+      hidden_layer_sizes=(int(hidden),), max_iter=max_iter, random_state=seed,
+      early_stopping=early_stopping))
   _fit_quietly(model, np.asarray(train_z)[tr], train_labels[tr])
   return float(accuracy_score(test_labels[te], model.predict(np.asarray(test_z)[te])))
