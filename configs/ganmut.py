@@ -44,6 +44,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.d_conv_dim = 64
   c.model.d_repeat_num = 6  # image_size / 2^d_repeat_num is the final feature map (2x2 at 128)
   c.model.dtype = "float32"  # float32 | bfloat16 compute; parameters are float32 either way
+  c.model.upsample = "transpose"  # G's upsamplers: transpose (StarGAN) | subpixel (fast on CPU)
 
   c.loss = ml_collections.ConfigDict()
   c.loss.lambda_gp = 10.0  # Eq. 3
@@ -112,6 +113,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.data.images_per_identity = 60
     c.model.g_conv_dim = 16
     c.model.g_repeat_num = 3
+    c.model.upsample = "subpixel"  # XLA:CPU's transposed-conv gradients are ~4x slower
     c.model.d_conv_dim = 32
     c.model.d_repeat_num = 4
     c.optim.lr = 2e-4

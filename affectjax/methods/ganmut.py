@@ -39,7 +39,7 @@ def code_dim(config):
 def networks(config):
   m = config.model
   dtype = jnp.bfloat16 if m.dtype == "bfloat16" else jnp.float32
-  gen = stargan.Generator(m.g_conv_dim, m.g_repeat_num, dtype)
+  gen = stargan.Generator(m.g_conv_dim, m.g_repeat_num, dtype, m.get("upsample", "transpose"))
   disc = stargan.Discriminator(config.data.image_size, m.d_conv_dim, m.d_repeat_num,
                                config.data.num_classes, 0 if m.space == "stargan" else 2, dtype)
   return gen, disc
