@@ -54,10 +54,11 @@ def test_va_regularisation_masks_unknown_va_and_discretises():
 
 def _run(variant, workdir):
   c = load_config("levasa", f"{variant},tiny")
-  c.train.num_steps = 150
-  c.train.checkpoint_every = 150
-  c.data.num_identities = 10
+  c.train.num_steps = 100
+  c.train.checkpoint_every = 100
+  c.data.num_identities = 8
   c.data.images_per_identity = 40
+  c.eval.max_train_examples = 200
   return train.train_and_evaluate(c, workdir)
 
 
