@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 from absl import app, flags
+from absl import logging as absl_logging
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
 import levasa as levasa_configs  # noqa: E402  (configs/levasa.py)
@@ -161,6 +162,8 @@ def combined_figures(workdir: str, s: dict):
 
 def main(argv):
   del argv
+  if not flags.FLAGS["verbosity"].present:  # Orbax logs every save at INFO
+    absl_logging.set_verbosity(absl_logging.WARNING)
   workdir = _WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
   from affectjax.data import synthetic
