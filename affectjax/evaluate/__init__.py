@@ -1,0 +1,3 @@
+"""Metrics, probes, tables and figures. The stable API of DESIGN.md is re-exported here."""
+from affectjax.evaluate.frechet import frechet_distance  # noqa: F401
+from affectjax.evaluate.gan_metrics import smoothness_score  # noqa: F401
