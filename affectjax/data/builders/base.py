@@ -33,14 +33,19 @@ def _tfds():
   return tfds
 
 
-def resolve_options(defaults: dict, given, dataset: str, image_size: int, num_classes: int) -> dict:
-  """Defaults overridden by config.data.builder_options; an unknown option is one clear error."""
-  if isinstance(given, str):  # --config.data.builder_options='{"keep_none": true}' (JSON)
+def given_options(given, dataset: str) -> dict:
+  """config.data.builder_options as a dict: a JSON string (the command line's form), a dict or None."""
+  if isinstance(given, str):  # --config.data.builder_options='{"keep_none": true}'
     try:
       given = json.loads(given) if given.strip() else {}
     except json.JSONDecodeError as e:
       raise ValueError(f"{dataset}: config.data.builder_options is not valid JSON: {e}") from None
-  given = dict(given.to_dict() if hasattr(given, "to_dict") else (given or {}))
+  return dict(given.to_dict() if hasattr(given, "to_dict") else (given or {}))
+
+
+def resolve_options(defaults: dict, given, dataset: str, image_size: int, num_classes: int) -> dict:
+  """Defaults overridden by config.data.builder_options; an unknown option is one clear error."""
+  given = given_options(given, dataset)
   unknown = sorted(set(given) - set(defaults))
   if unknown:
     raise ValueError(f"{dataset}: unknown builder option(s) {unknown}; known: {sorted(defaults)}")
@@ -140,7 +145,6 @@ def make_builder_class(module):
       self._finish(split)
 
     def _complete(self, ex):
-      o = self.builder_config.options
       out = {"label": np.int32(ex.get("label", -1)),
              "va": np.asarray(ex.get("va", (np.nan, np.nan)), np.float32),
              "identity": np.int32(ex.get("identity", -1)),
@@ -170,10 +174,10 @@ def make_builder_class(module):
 
 def builder_for(module, data_config, tfds_dir: str):
   """The builder instance for config.data (name, image_size, num_classes, builder_options)."""
-  tfds = _tfds()
   o = resolve_options(module.OPTIONS, data_config.get("builder_options", None), module.NAME,
                       data_config.image_size, data_config.num_classes)
-  if "test_fraction" in module.OPTIONS and "test_fraction" not in (data_config.get("builder_options", None) or {}):
+  given = given_options(data_config.get("builder_options", None), module.NAME)
+  if "test_fraction" in module.OPTIONS and "test_fraction" not in given:
     o["test_fraction"] = float(data_config.get("test_fraction", module.OPTIONS["test_fraction"]))
   cls = make_builder_class(module)
   config = cls.Config(name=config_name(o), version=cls.VERSION, options=o)
