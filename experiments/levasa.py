@@ -61,10 +61,6 @@ def run_all(workdir: str) -> dict:
   return summaries
 
 
-def f3(x):
-  return float(x)
-
-
 def tables(s: dict, area: tuple) -> str:
   cols = ["mse_valence", "mae_valence", "mse_arousal", "mae_arousal", "mse_combined", "mae_combined"]
   head = ["model", "V MSE", "V MAE", "A MSE", "A MAE", "Comb. MSE", "Comb. MAE"]
@@ -77,34 +73,34 @@ def tables(s: dict, area: tuple) -> str:
          "Held-out identities, per sample, against the VA the model was trained on (annotation "
          "transfer). Readout: LeVAsa's heads h_v(z_v), h_a(z_a); the Vanilla VAE's best-aligned "
          "chunks, every dimension compared with the target (the paper's heuristic).\n",
-         markdown_table(head, [[m] + [f3(s[k]["align"][c]) for c in cols] for m, k in pair]),
+         markdown_table(head, [[m] + [float(s[k]["align"][c]) for c in cols] for m, k in pair]),
          "\nThe same readouts against the synthetic faces' true VA (known only here):\n",
-         markdown_table(head, [[m] + [f3(s[k]["align_true_va"][c]) for c in cols] for m, k in pair]),
+         markdown_table(head, [[m] + [float(s[k]["align_true_va"][c]) for c in cols] for m, k in pair]),
          "\nThe paper's own metric definitions (REFERENCE.md: sum of 1,001 batch-of-2 means / 2,000, "
          "|mean signed error| for MAE, training rows):\n",
-         markdown_table(head, [[m] + [f3(s[k]["align_paper_metric"][c]) for c in cols] for m, k in pair]),
+         markdown_table(head, [[m] + [float(s[k]["align_paper_metric"][c]) for c in cols] for m, k in pair]),
          "\nLeVAsa's own chunks z_v, z_a read out the Vanilla way (every dimension vs the target), "
          "which is not what its heads are trained for:\n",
-         markdown_table(head, [[m] + [f3(s[k]["align_chunks"][c]) for c in cols] for m, k in pair]),
+         markdown_table(head, [[m] + [float(s[k]["align_chunks"][c]) for c in cols] for m, k in pair]),
          "\n## Table 1(b): alignment, discrete VA (cross-entropy, nats, V + A)\n",
          "LeVAsa: its discrete heads; Vanilla VAE: a logistic probe on its best-aligned chunks "
          "(it has no heads). Targets round(10 v), 21 classes.\n",
          markdown_table(["model", "IMFDB-like", "AFEW-like"], [
-             ["Vanilla VAE", f3(s["vanilla_imfdb"]["ce"]["combined"]), f3(s["vanilla_afew"]["ce"]["combined"])],
-             ["LeVAsa", f3(s["levasa_imfdb_discrete"]["ce"]["combined"]), f3(s["levasa_afew"]["ce"]["combined"])]]),
+             ["Vanilla VAE", float(s["vanilla_imfdb"]["ce"]["combined"]), float(s["vanilla_afew"]["ce"]["combined"])],
+             ["LeVAsa", float(s["levasa_imfdb_discrete"]["ce"]["combined"]), float(s["levasa_afew"]["ce"]["combined"])]]),
          "\n## Table 2: VA regressive power (MLP regression of V from z_v, A from z_a; held out)\n",
          markdown_table(["axis", "model", "MSE", "MAE", "EV", "R2"], [
-             [ax, m] + [f3(s[k]["regression"][ax][q]) for q in ("mse", "mae", "ev", "r2")]
+             [ax, m] + [float(s[k]["regression"][ax][q]) for q in ("mse", "mae", "ev", "r2")]
              for ax in ("valence", "arousal") for m, k in pair]),
          "\n## Table 3: categorical emotion predictive power (one-hidden-layer MLP accuracy)\n"]
   rows = []
   for ann, lev in (("Continuous", "levasa_imfdb_continuous"), ("Discrete", "levasa_imfdb_discrete")):
     for combo, acc_l in s[lev]["accuracy"].items():
       acc_v = s["vanilla_imfdb"]["accuracy"][combo]
-      rows.append([ann, combo, f3(acc_v), f3(acc_l), f"{100 * (acc_l - acc_v):+.1f}"])
+      rows.append([ann, combo, float(acc_v), float(acc_l), f"{100 * (acc_l - acc_v):+.1f}"])
   out.append(markdown_table(["annotation", "chunks", "Vanilla VAE (V)", "LeVAsa (L)", "L - V (%)"], rows))
   out.append("\n## Reconstruction (Figure 4): held-out per-pixel MSE\n")
-  out.append(markdown_table(["model", "pixel MSE"], [[k, f3(v["pixel_mse"])] for k, v in s.items()]))
+  out.append(markdown_table(["model", "pixel MSE"], [[k, float(v["pixel_mse"])] for k, v in s.items()]))
   out.append("\n## Does the paper's conclusion hold here?\n")
   out.extend(verdicts(s))
   return "\n".join(out)

@@ -57,10 +57,6 @@ class ArraySource:
     """A new source holding only `indices` (e.g. a split by identity)."""
     return ArraySource({k: v[indices] for k, v in self.arrays.items()}, dict(self.metadata))
 
-  def replace(self, **fields) -> "ArraySource":
-    """A new source with some fields replaced or added (e.g. VA from annotation transfer)."""
-    return ArraySource({**self.arrays, **fields}, dict(self.metadata))
-
 
 @dataclasses.dataclass
 class WithFields:

@@ -12,7 +12,6 @@ import functools
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from affectjax import losses

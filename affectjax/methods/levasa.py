@@ -17,7 +17,6 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from affectjax import losses, optim
 from affectjax.methods.base import Method

@@ -7,6 +7,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import softmax
 
 from affectjax.data import pipeline
 from affectjax.evaluate import alignment, figures, probes
@@ -55,8 +56,7 @@ def head_va(enc: dict, config) -> np.ndarray | None:
     return np.concatenate([enc["r_v"], enc["r_a"]], -1)
   levels = config.loss.va_levels
   grid = np.arange(-levels, levels + 1) / levels
-  sm = lambda x: np.exp(x - x.max(-1, keepdims=True)) / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)
-  return np.stack([sm(enc["r_v"]) @ grid, sm(enc["r_a"]) @ grid], -1)
+  return np.stack([softmax(enc["r_v"], -1) @ grid, softmax(enc["r_a"], -1) @ grid], -1)
 
 
 def evaluate(state, data, workdir, *, model, config) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import os
 
-import numpy as np
 
 from affectjax.data.builders import common, images
 from affectjax.data.builders.report import MissingDataError, Skip
