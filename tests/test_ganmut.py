@@ -89,6 +89,20 @@ def test_other_variants_step_and_learn(arg):
     assert np.all(hist["g_div"][hist["g_step"] > 0] > 0)
 
 
+def test_space_lr_scale_scales_only_the_conditional_space():
+  """Adam's first step moves each parameter by lr * g / (|g| + eps): x10 on the space, x1 elsewhere."""
+  a, init_a, _ = _run(1, optim__n_critic=1, optim__space_lr_scale=1.0)
+  b, init_b, _ = _run(1, optim__n_critic=1, optim__space_lr_scale=10.0)
+  np.testing.assert_array_equal(init_a["theta"], init_b["theta"])
+  da = np.asarray(a.g_params["space"]["theta"]) - init_a["theta"]
+  db = np.asarray(b.g_params["space"]["theta"]) - init_b["theta"]
+  big = np.abs(da) > 1e-4  # directions with a gradient well above Adam's eps
+  assert big.any()
+  np.testing.assert_allclose(db[big], 10 * da[big], rtol=1e-3)
+  for x, y in zip(jax.tree.leaves(a.g_params["net"]), jax.tree.leaves(b.g_params["net"])):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-6)
+
+
 def test_lr_schedule_is_stargan_linear_decay():
   c = _config(optim__decay_start=0.5)
   f = lambda s: float(ganmut.lr_factor(jnp.asarray(s), c))
