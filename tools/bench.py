@@ -3,7 +3,9 @@
   python tools/bench.py --config=configs/levasa.py --steps=50 [--with_pipeline] [--config.X=...]
 
 Without --with_pipeline one batch is placed on the devices once and reused (pure step time);
-with it, every step reads a fresh batch through the real input pipeline. Prints one JSON line.
+with it, every step reads a fresh batch through the real input pipeline. Prints one JSON line,
+including XLA's FLOP estimate of one step (from the lowered HLO, before fusion: an upper bound
+where the step has a lax.cond, whose branches are both counted) and the FLOP rate it implies.
 """
 import json
 import time
@@ -28,8 +30,12 @@ def main(argv):
   batch = train.to_global(s, train.first_batch(s))
 
   t = time.perf_counter()
-  compiled = step.lower(state, batch).compile()
+  lowered = step.lower(state, batch)
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - t
+  cost = lowered.cost_analysis()
+  cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
+  gflop = cost.get("flops", float("nan")) / 1e9
 
   batches = train.input_batches(s, 0) if _PIPELINE.value else None
   next_batch = (lambda: train.to_global(s, next(batches))) if batches else (lambda: batch)
@@ -48,7 +54,8 @@ def main(argv):
       "batch_size": config.train.batch_size, "image_size": config.data.image_size,
       "with_pipeline": _PIPELINE.value, "compile_s": round(compile_s, 3),
       "ms_per_step": round(1e3 / steps_s, 3), "steps_per_s": round(steps_s, 3),
-      "examples_per_s": round(steps_s * config.train.batch_size, 1)}))
+      "examples_per_s": round(steps_s * config.train.batch_size, 1),
+      "gflop_per_step_hlo": round(gflop, 1), "tflop_per_s_hlo": round(gflop * steps_s / 1e3, 2)}))
 
 
 if __name__ == "__main__":
