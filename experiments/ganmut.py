@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 from absl import app, flags
+from absl import logging as absl_logging
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
 import ganmut as ganmut_configs  # noqa: E402  (configs/ganmut.py)
@@ -112,6 +113,8 @@ def tables(m: dict, nc: int = 7) -> str:
 
 def main(argv):
   del argv
+  if not flags.FLAGS["verbosity"].present:  # Orbax logs every save at INFO
+    absl_logging.set_verbosity(absl_logging.WARNING)
   workdir = _WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
   m = run_all(workdir)
