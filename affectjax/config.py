@@ -67,6 +67,12 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def set_num_steps(config, steps: int) -> None:
+  """A shorter (or longer) run: train.num_steps, with a checkpoint at the end at the latest."""
+  config.train.num_steps = steps
+  config.train.checkpoint_every = min(config.train.checkpoint_every, steps)
+
+
 def cache_dir_of(data) -> str:
   """Where generated data is cached: config.data.cache_dir, $AFFECTJAX_CACHE or ~/.cache/affectjax."""
   return (data.cache_dir or os.environ.get("AFFECTJAX_CACHE")

@@ -7,7 +7,6 @@ import os
 import sys
 
 from absl import app, flags
-from absl import logging as absl_logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py[:variant]).",
@@ -20,13 +19,12 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not flags.FLAGS["verbosity"].present:  # Orbax logs every save at INFO: keep the console readable
-    absl_logging.set_verbosity(absl_logging.WARNING)
+  from affectjax import train
+  train.quiet_console_logging()
   import jax
   if _DISTRIBUTED.value:
     jax.distributed.initialize()
   from affectjax import config as config_lib
-  from affectjax import train
   try:
     result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (config_lib.ConfigError, train.WorkdirError, train.TrainingDiverged) as e:

@@ -32,6 +32,13 @@ class WorkdirError(OSError):
 
 # ---------------------------------------------------------------- setup
 
+def quiet_console_logging() -> None:
+  """Console at WARNING unless --verbosity was given: Orbax logs every checkpoint save at INFO."""
+  from absl import flags, logging
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+
+
 def check_workdir(workdir: str) -> None:
   try:
     os.makedirs(workdir, exist_ok=True)

@@ -13,12 +13,11 @@ import sys
 
 import numpy as np
 from absl import app, flags
-from absl import logging as absl_logging
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
 import ganmut as ganmut_configs  # noqa: E402  (configs/ganmut.py)
 
-from affectjax import train  # noqa: E402
+from affectjax import config as config_lib, train  # noqa: E402
 from affectjax.data.example import EMOTIONS  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the runs and tables.md go.")
@@ -43,8 +42,7 @@ def run_config(arg: str, workdir: str):
   c.seed = _SEED.value
   c.eval.classifier_dir = os.path.join(workdir, "evaluator")
   if _STEPS.value:
-    c.train.num_steps = _STEPS.value
-    c.train.checkpoint_every = min(c.train.checkpoint_every, _STEPS.value)
+    config_lib.set_num_steps(c, _STEPS.value)
   return c
 
 
@@ -113,8 +111,7 @@ def tables(m: dict, nc: int = 7) -> str:
 
 def main(argv):
   del argv
-  if not flags.FLAGS["verbosity"].present:  # Orbax logs every save at INFO
-    absl_logging.set_verbosity(absl_logging.WARNING)
+  train.quiet_console_logging()
   workdir = _WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
   m = run_all(workdir)

@@ -14,12 +14,11 @@ import sys
 
 import numpy as np
 from absl import app, flags
-from absl import logging as absl_logging
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
 import levasa as levasa_configs  # noqa: E402  (configs/levasa.py)
 
-from affectjax import train  # noqa: E402
+from affectjax import config as config_lib, train  # noqa: E402
 from affectjax.affect import ellipses as ell  # noqa: E402
 from affectjax.data import example, sources  # noqa: E402
 from affectjax.evaluate import figures  # noqa: E402
@@ -45,8 +44,7 @@ def model_config(arg: str):
   c.seed = _SEED.value
   c.train.progress = not _QUICK.value
   if _STEPS.value:
-    c.train.num_steps = _STEPS.value
-    c.train.checkpoint_every = min(c.train.checkpoint_every, _STEPS.value)
+    config_lib.set_num_steps(c, _STEPS.value)
   return c
 
 
@@ -164,8 +162,7 @@ def combined_figures(workdir: str, s: dict):
 
 def main(argv):
   del argv
-  if not flags.FLAGS["verbosity"].present:  # Orbax logs every save at INFO
-    absl_logging.set_verbosity(absl_logging.WARNING)
+  train.quiet_console_logging()
   workdir = _WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
   from affectjax.data import synthetic
