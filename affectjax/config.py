@@ -9,10 +9,6 @@ import os
 
 import ml_collections
 
-# Data sources that affectjax can build (data/sources.py); real datasets register in builders/.
-SYNTHETIC_DATASETS = ("synthetic_faces",)
-
-
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.method = ""
@@ -35,12 +31,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.label_noise = 0.0
   c.data.view = "full"  # which annotations the split exposes (data/sources.py VIEWS)
   c.data.va_levels = 0  # afew_like view: VA quantised to round(levels * va); 0 means 10
-  # LeVAsa Algorithm 1: VA for a labels-only dataset sampled from a reference set's ellipses.
-  c.data.annotation_transfer = ml_collections.ConfigDict()
-  c.data.annotation_transfer.enabled = False
-  # auto: the AffectNet-like synthetic set on synthetic data, AffectNet's published stats otherwise
-  c.data.annotation_transfer.reference = "auto"  # | synthetic_faces | affectnet_published
-  c.data.annotation_transfer.levels = 0  # >0: discretise round(levels * va) / levels (Alg. 1 line 5)
   # Input pipeline (small defaults: 2-core machines).
   c.data.num_parallel_calls = 2
   c.data.prefetch = 2
@@ -51,8 +41,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   c.optim.weight_decay = 0.0
-  c.optim.schedule = "constant"  # constant | cosine | linear_decay
-  c.optim.warmup_steps = 0
+  c.optim.eps = 1e-8
+  c.optim.schedule = "constant"  # constant | cosine | linear_decay (affectjax/optim.py)
+  c.optim.warmup_steps = 0  # linear warm-up from 0, in steps
+  # linear_decay: constant until decay_start (a fraction of train.num_steps), then linear to
+  # final_lr_fraction * lr at the last step (StarGAN's schedule: 0.5 and 0)
+  c.optim.decay_start = 0.5
+  c.optim.final_lr_fraction = 0.0
   c.optim.grad_clip = 0.0  # global-norm clip; 0 disables
 
   c.train = ml_collections.ConfigDict()
@@ -64,6 +59,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 2
   c.train.progress = True
   c.train.report = True  # write the method's tables and figures at the end
+  c.train.num_seeds = 1  # K > 1: K independent models in one program (vmapped over a seed axis)
   return c
 
 
@@ -80,37 +76,71 @@ def cache_dir_of(data) -> str:
 
 
 class ConfigError(ValueError):
-  """A config value that cannot run; raised before anything is compiled."""
+  """A config value that cannot run; raised before anything is generated, read or compiled."""
+
+
+def get_path(config, path: str):
+  node = config
+  for part in path.split("."):
+    node = node[part]
+  return node
+
+
+def expect(cond: bool, msg: str) -> None:
+  if not cond:
+    raise ConfigError(msg)
+
+
+def expect_one_of(config, path: str, choices) -> None:
+  """config.<path> must be one of `choices`: `config.X=VALUE: expected one of A, B`."""
+  value = get_path(config, path)
+  expect(value in tuple(choices),
+         f"config.{path}={value!r}: expected one of {', '.join(repr(c) for c in choices)}")
+
+
+def check_choices(config, choices: dict) -> None:
+  """expect_one_of for every {path: choices} entry whose path the config has."""
+  for path, allowed in choices.items():
+    try:
+      get_path(config, path)
+    except (KeyError, AttributeError):
+      continue
+    expect_one_of(config, path, allowed)
+
+
+# Enumerated fields of base_config(): {path: allowed values}; methods add their own CHOICES.
+CHOICES = {
+    "data.num_classes": (7, 8),
+    "optim.name": ("adam", "sgd"),
+    "optim.schedule": ("constant", "cosine", "linear_decay", "step_decay"),
+}
 
 
 def validate(config, num_devices: int) -> None:
-  """Checks values that would fail late (or silently) before any compile; one clear line each."""
-  from affectjax import methods  # local: avoid importing every method at config time
-
-  def need(cond, msg):
-    if not cond:
-      raise ConfigError(msg)
-
-  need(config.method in methods.REGISTRY,
-       f"config.method={config.method!r} is unknown; expected one of {sorted(methods.REGISTRY)}")
-  from affectjax.data import sources
-  need(config.data.name in sources.known_datasets(),
-       f"config.data.name={config.data.name!r} is unknown; expected one of {sorted(sources.known_datasets())}")
+  """The shared fields (config.method and config.data.name are checked by their owners,
+  affectjax.methods.validate and affectjax.data.sources.validate); one clear line each."""
   for path in ("data.image_size", "train.batch_size", "train.num_steps", "train.log_every",
-               "data.num_identities", "data.images_per_identity"):
-    section, field = path.split(".")
-    value = config[section][field]
-    need(isinstance(value, int) and value > 0, f"config.{path}={value!r} must be a positive integer")
-  for path in ("train.checkpoint_every", "train.eval_every"):
-    section, field = path.split(".")
-    need(config[section][field] >= 0, f"config.{path}={config[section][field]!r} must be >= 0")
-  need(config.train.batch_size % num_devices == 0,
-       f"config.train.batch_size={config.train.batch_size} is not divisible by the {num_devices} devices")
-  need(config.data.num_classes in (7, 8), f"config.data.num_classes={config.data.num_classes} must be 7 or 8")
-  need(0.0 < config.data.test_fraction < 1.0,
-       f"config.data.test_fraction={config.data.test_fraction} must be in (0, 1)")
-  need(0.0 <= config.data.label_noise <= 1.0,
-       f"config.data.label_noise={config.data.label_noise} must be in [0, 1]")
-  need(config.optim.lr > 0, f"config.optim.lr={config.optim.lr} must be > 0")
-  need(config.optim.schedule in ("constant", "cosine", "linear_decay"),
-       f"config.optim.schedule={config.optim.schedule!r} must be constant, cosine or linear_decay")
+               "train.num_seeds"):
+    value = get_path(config, path)
+    expect(isinstance(value, int) and value > 0, f"config.{path}={value!r} must be a positive integer")
+  for path in ("train.checkpoint_every", "train.eval_every", "optim.warmup_steps"):
+    value = get_path(config, path)
+    expect(isinstance(value, int) and value >= 0, f"config.{path}={value!r} must be an integer >= 0")
+  expect(config.train.batch_size % num_devices == 0,
+         f"config.train.batch_size={config.train.batch_size} is not divisible by the {num_devices} devices")
+  check_choices(config, CHOICES)
+  o = config.optim
+  expect(o.lr > 0, f"config.optim.lr={o.lr} must be > 0")
+  for name in ("b1", "b2", "decay_start", "final_lr_fraction"):
+    expect(0.0 <= o[name] <= 1.0, f"config.optim.{name}={o[name]} must be in [0, 1]")
+  for name in ("weight_decay", "grad_clip"):
+    expect(o[name] >= 0, f"config.optim.{name}={o[name]} must be >= 0")
+  expect(o.eps > 0, f"config.optim.eps={o.eps} must be > 0")
+  if o.schedule == "step_decay":
+    expect(isinstance(o.get("decay_every"), int) and o.get("decay_every") > 0,
+           f"config.optim.decay_every={o.get('decay_every')!r} must be a positive integer (steps)")
+    expect(0.0 < o.get("decay_factor", 0.0) <= 1.0,
+           f"config.optim.decay_factor={o.get('decay_factor')!r} must be in (0, 1]")
+  expect(o.warmup_steps < config.train.num_steps,
+         f"config.optim.warmup_steps={o.warmup_steps} must be below train.num_steps="
+         f"{config.train.num_steps}")

@@ -26,10 +26,9 @@ def main(argv):
     jax.distributed.initialize()
   from affectjax import config as config_lib
   try:
-    result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    _, result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (config_lib.ConfigError, train.WorkdirError, train.TrainingDiverged) as e:
     sys.exit(f"affectjax: error: {e}")
-  result.pop("_state", None)
   summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.items()) if isinstance(v, float))
   print(f"done: {summary}")
   print(f"outputs in {os.path.abspath(_WORKDIR.value)}")

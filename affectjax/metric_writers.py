@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 
@@ -32,14 +33,25 @@ class JsonlWriter:
 
 
 class TensorBoardWriter:
-  """Scalar summaries under workdir/tensorboard (TensorFlow imported lazily, CPU only)."""
+  """Scalar summaries under workdir/tensorboard (TensorFlow imported lazily, CPU only).
+
+  Without TensorFlow it writes nothing, after a one-line warning (metrics.jsonl has everything).
+  """
 
   def __init__(self, workdir: str):
-    import tensorflow as tf
+    try:
+      import tensorflow as tf
+    except ImportError:
+      logging.getLogger("affectjax").warning(
+          "TensorBoard summaries skipped: tensorflow is not installed (metrics.jsonl has them all)")
+      self._writer = None
+      return
     self._tf = tf
     self._writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, metrics: dict):
+    if self._writer is None:
+      return
     with self._writer.as_default(step=int(step)):
       for k, v in metrics.items():
         self._tf.summary.scalar(k, float(v))

@@ -1,15 +1,19 @@
 """The one training loop shared by every method.
 
-Sections: setup (validation, workdir, mesh) -> input -> state (init or restore) -> jitted step ->
-loop (log, NaN guard, checkpoint, eval) -> final report. A method plugs in through
-affectjax.methods.base.Method; nothing here knows which paper it is running.
+Sections: setup (validation, workdir, mesh, data, method) -> input streams -> state (init or
+restore, with safe resume) -> jitted step -> loop (log, NaN guard, checkpoint, eval) -> final
+evaluation and report. A method plugs in through affectjax.methods.base.Method; nothing here
+knows which paper it is running.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+import shutil
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -27,7 +31,7 @@ class TrainingDiverged(FloatingPointError):
 
 
 class WorkdirError(OSError):
-  """The workdir cannot be created or written."""
+  """The workdir cannot be created or written, or holds a run of another config."""
 
 
 # ---------------------------------------------------------------- setup
@@ -39,10 +43,17 @@ def quiet_console_logging() -> None:
     logging.set_verbosity(logging.WARNING)
 
 
+def is_writer() -> bool:
+  """Workdir files (config, metrics, tables, figures) are written by process 0 only."""
+  return jax.process_index() == 0
+
+
 def check_workdir(workdir: str) -> None:
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
+    if not is_writer():
+      return
+    probe = os.path.join(workdir, f".write_test_{os.getpid()}")
     with open(probe, "w") as f:
       f.write("ok")
     os.remove(probe)
@@ -60,30 +71,77 @@ class Setup:
   """Everything built before the loop; also what tools/bench.py and tests reuse."""
   config: object
   mesh: Mesh
-  data: sources.Splits
+  data: sources.Splits  # as the method prepared them (Method.data), else as loaded
   method: methods.Method
   root_key: jax.Array
   replicated: NamedSharding
   batch_sharding: NamedSharding
 
 
-def setup(config) -> Setup:
-  """Validates the config (before any compile), loads data and builds the method."""
-  config_lib.validate(config, jax.device_count())
+def validate(config) -> None:
+  """Every config check, before any data is generated, read or compiled."""
+  methods.validate(config, jax.device_count())
+
+
+def setup(config, **overrides) -> Setup:
+  """Validates the config (before any compile), loads data and builds the method.
+
+  overrides: the method's injectable functions, e.g. loss_fn=my_loss (see the README)."""
+  validate(config)
   mesh = make_mesh()
-  data = sources.load(config)
-  method = methods.get(config)
-  root = jax.random.key(config.seed)
-  return Setup(config, mesh, data, method, root,
+  loaded = sources.load(config)
+  method = methods.get(config, loaded, **overrides)
+  data = method.data if method.data is not None else loaded
+  return Setup(config, mesh, data, method, jax.random.key(config.seed),
                NamedSharding(mesh, P()), NamedSharding(mesh, P("data")))
 
 
-def first_batch(s: Setup) -> dict:
-  """One global-batch-shaped numpy batch for shape inference (the first training batch)."""
-  c = s.config
-  idx = np.arange(c.train.batch_size) % len(s.data.train)
-  return s.data.train.gather(idx)
+# ---------------------------------------------------------------- input streams
 
+def _stream_seed(s: Setup, stream) -> int:
+  return s.config.seed + stream.seed_offset
+
+
+def _select(batch: dict, keys) -> dict:
+  return batch if keys is None else {k: batch[k] for k in keys}
+
+
+def first_batch(s: Setup) -> dict:
+  """One global-batch-shaped numpy batch per stream for shape inference (what step 0 reads)."""
+  out = {}
+  for name, st in s.method.streams.items():
+    idx = pipeline.batch_indices(0, n=len(st.source), seed=_stream_seed(s, st),
+                                 global_batch=st.batch_size)
+    out[name] = _select(st.source.gather(idx), st.keys)
+  return out
+
+
+def input_batches(s: Setup, start_step: int):
+  """This process's slice of every stream's global batch, steps start_step + 1, ..., as
+  {stream: numpy batch}; each stream is a pure function of (its seed, step)."""
+  c = s.config
+  iters = {
+      name: pipeline.train_batches(
+          st.source, seed=_stream_seed(s, st), global_batch=st.batch_size, start_step=start_step,
+          num_steps=c.train.num_steps - start_step, process_index=jax.process_index(),
+          process_count=jax.process_count(), num_parallel_calls=c.data.num_parallel_calls,
+          prefetch=c.data.prefetch)
+      for name, st in s.method.streams.items()}
+  keys = {name: st.keys for name, st in s.method.streams.items()}
+  while True:
+    try:
+      yield {name: _select(next(it), keys[name]) for name, it in iters.items()}
+    except StopIteration:
+      return
+
+
+def to_global(s: Setup, local_batch: dict) -> dict:
+  """This process's numpy batches -> global jax arrays sharded over the mesh's 'data' axis."""
+  return jax.tree.map(lambda v: jax.make_array_from_process_local_data(s.batch_sharding, v),
+                      local_batch)
+
+
+# ---------------------------------------------------------------- state
 
 def init_state(s: Setup):
   """The method's initial state, built directly with replicated sharding."""
@@ -99,6 +157,89 @@ def abstract_state(s: Setup):
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s.replicated), shapes)
 
 
+def host_state(state):
+  """A process-local copy of a replicated state (numpy), for evaluation and reports: on a pod
+  every process has the whole state, so no process waits on another."""
+  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array)
+                      else x, state)
+
+
+def _flat_config(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat_config(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def _config_diff(workdir: str, config) -> list[str]:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    old = _flat_config(json.load(f))
+  new = _flat_config(json.loads(config.to_json_best_effort()))
+  return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
+          for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _shapes(tree) -> list:
+  return sorted(tuple(x.shape) for x in jax.tree.leaves(tree) if hasattr(x, "shape"))
+
+
+def _move_aside(ckpt_dir: str, step: int) -> str:
+  """An unreadable checkpoint is moved (never deleted) so training can write that step again."""
+  dest = os.path.join(os.path.dirname(ckpt_dir), "checkpoints_unreadable", f"{step}_{int(time.time())}")
+  if is_writer():
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    shutil.move(os.path.join(ckpt_dir, str(step)), dest)
+  return dest
+
+
+def restore_or_init(s: Setup, workdir: str, ckpt_dir: str):
+  """(state, start step): the newest readable checkpoint, or a fresh state.
+
+  A checkpoint of a state with other shapes (another method, variant or model size) stops the
+  run with the differing config fields and touches nothing; an unreadable newest checkpoint is
+  reported, moved to checkpoints_unreadable/, and the next older one is used.
+  """
+  probe = ocp.CheckpointManager(ckpt_dir, item_handlers=ocp.StandardCheckpointHandler())
+  steps = sorted(probe.all_steps(), reverse=True)
+  if not steps:
+    probe.close()
+    return init_state(s), 0
+  target = abstract_state(s)
+  for i, step in enumerate(steps):
+    try:
+      saved = _shapes(probe.item_metadata(step))
+    except Exception as e:  # noqa: BLE001 - any unreadable metadata is handled the same way
+      saved, cause = None, e
+    if saved is not None and saved != _shapes(target):
+      probe.close()
+      diff = _config_diff(workdir, s.config)
+      raise WorkdirError(
+          f"{workdir} holds a run whose state differs from this config's (checkpoint step {step}); "
+          f"differing config fields: {'; '.join(diff) if diff else 'none recorded'}. Nothing was "
+          f"changed: use a new --workdir, or rerun with the old config ({workdir}/config.json)")
+    if saved is not None:
+      try:
+        state = probe.restore(step, args=ocp.args.StandardRestore(target))
+        probe.close()
+        if i:
+          print(f"resuming from the older checkpoint at step {step}", flush=True)
+        return state, step
+      except Exception as e:  # noqa: BLE001
+        cause = e
+    reason = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else type(cause).__name__
+    dest = _move_aside(ckpt_dir, step)
+    warnings.warn(f"the checkpoint at step {step} in {ckpt_dir} cannot be read ({type(cause).__name__}: "
+                  f"{reason}); moved to {dest}, trying the next older one", stacklevel=2)
+  probe.close()
+  return init_state(s), 0
+
+
 def compile_step(s: Setup):
   """The jitted train step: batch sharded over 'data', state replicated, old state donated."""
   train_key = jax.random.fold_in(s.root_key, 0x57E9)
@@ -110,21 +251,6 @@ def compile_step(s: Setup):
                  out_shardings=(s.replicated, s.replicated), donate_argnums=(0,))
 
 
-def to_global(s: Setup, local_batch: dict) -> dict:
-  """This process's numpy batch -> global jax arrays sharded over the mesh."""
-  return {k: jax.make_array_from_process_local_data(s.batch_sharding, v)
-          for k, v in local_batch.items()}
-
-
-def input_batches(s: Setup, start_step: int):
-  c = s.config
-  return pipeline.train_batches(
-      s.data.train, seed=c.seed, global_batch=c.train.batch_size, start_step=start_step,
-      num_steps=c.train.num_steps - start_step, process_index=jax.process_index(),
-      process_count=jax.process_count(), num_parallel_calls=c.data.num_parallel_calls,
-      prefetch=c.data.prefetch)
-
-
 # ---------------------------------------------------------------- loop
 
 def _finite(metrics: dict) -> tuple[bool, str]:
@@ -134,34 +260,33 @@ def _finite(metrics: dict) -> tuple[bool, str]:
   return True, ""
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str, **overrides):
   """Trains config.method for config.train.num_steps (resuming from workdir) and evaluates.
 
-  Returns the last logged training metrics merged with the final evaluation/report metrics.
+  overrides: the method's injectable functions (e.g. loss_fn=). Returns (state, metrics): the
+  final state and the last logged training metrics merged with the final evaluation and report.
   """
   check_workdir(workdir)  # before anything slow: a bad workdir is one clear line
-  s = setup(config)
+  s = setup(config, **overrides)
   c = config.train
-  ckpt = ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=c.keep_checkpoints, create=True))
-  start = ckpt.latest_step()
-  if start is None:
-    state, start = init_state(s), 0
-  else:
-    state = ckpt.restore(start, args=ocp.args.StandardRestore(abstract_state(s)))
+  ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
+  state, start = restore_or_init(s, workdir, ckpt_dir)
+  if start:
     print(f"resuming from the checkpoint at step {start} in {workdir}", flush=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-
-  writers = [metric_writers.JsonlWriter(workdir, resume_step=start)]
-  if jax.process_index() == 0:
-    writers.append(metric_writers.TensorBoardWriter(workdir))
+  ckpt = ocp.CheckpointManager(
+      ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=c.keep_checkpoints, create=True))
+  writers = []
+  if is_writer():
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+    writers = [metric_writers.JsonlWriter(workdir, resume_step=start),
+               metric_writers.TensorBoardWriter(workdir)]
   writer = metric_writers.MultiWriter(writers)
   step_fn = compile_step(s)
+  evaluate = s.method.evaluate
 
   progress = None
-  if c.progress and jax.process_index() == 0:
+  if c.progress and is_writer():
     from tqdm import tqdm
     progress = tqdm(total=c.num_steps, initial=start, desc=config.method, unit="step",
                     dynamic_ncols=True)
@@ -189,8 +314,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
         progress.set_postfix(loss=f"{metrics['loss']:.4g}")
     if is_ckpt:
       ckpt.save(step, args=ocp.args.StandardSave(state))
-    if c.eval_every and step % c.eval_every == 0 and s.method.evaluate is not None:
-      writer.write(step, {f"eval/{k}": v for k, v in s.method.evaluate(state, s.data, workdir).items()})
+    # periodic evaluation; the last step's is the final evaluation below (run once)
+    if c.eval_every and step % c.eval_every == 0 and step < c.num_steps and evaluate is not None:
+      writer.write(step, {f"eval/{k}": v for k, v in evaluate(host_state(state), s.data, workdir).items()})
     if progress is not None:
       progress.update(1)
   if progress is not None:
@@ -199,11 +325,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   ckpt.close()
 
   final = dict(last_metrics)
-  if s.method.evaluate is not None:
-    ev = s.method.evaluate(state, s.data, workdir)
-    writer.write(c.num_steps, {f"eval/{k}": v for k, v in ev.items()})
-    final.update({f"eval/{k}": v for k, v in ev.items()})
-  if c.report and s.method.report is not None and jax.process_index() == 0:
-    final.update({f"report/{k}": v for k, v in s.method.report(state, s.data, workdir).items()})
-  final["_state"] = state
-  return final
+  local = host_state(state)
+  if evaluate is not None:
+    ev = {f"eval/{k}": v for k, v in evaluate(local, s.data, workdir).items()}
+    writer.write(c.num_steps, ev)
+    final.update(ev)
+  if c.report and s.method.report is not None and is_writer():
+    final.update({f"report/{k}": v for k, v in s.method.report(local, s.data, workdir).items()})
+  return state, final

@@ -48,6 +48,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.upsample = "transpose"  # G's upsamplers: transpose (StarGAN) | subpixel (fast on CPU)
 
   c.loss = ml_collections.ConfigDict()
+  c.loss.d_fn = ""  # '' -> L_D of Eq. 1 (methods/ganmut.py d_loss_fn) | 'package.module:function'
+  c.loss.g_fn = ""  # '' -> L_G of Eq. 2 (methods/ganmut.py g_loss_fn) | 'package.module:function'
   c.loss.lambda_gp = 10.0  # Eq. 3
   c.loss.lambda_rec = 10.0  # Eq. 8 (StarGAN)
   c.loss.lambda_cls_real = 0.5 if space == "gaussian" else 1.0  # Eq. 5

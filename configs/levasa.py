@@ -29,6 +29,14 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.method = "levasa"
   c.variant = variant
 
+  # LeVAsa Algorithm 1 (methods/levasa.py prepare_data): VA for a labels-only dataset sampled
+  # from a reference set's ellipses.
+  c.data.annotation_transfer = ml_collections.ConfigDict()
+  c.data.annotation_transfer.enabled = False
+  # auto: the AffectNet-like synthetic set on synthetic data, AffectNet's published stats otherwise
+  c.data.annotation_transfer.reference = "auto"  # | synthetic_faces | affectnet_published
+  c.data.annotation_transfer.levels = 0  # >0: discretise round(levels * va) / levels (Alg. 1 line 5)
+
   # Data: IMFDB-like (labels only) + annotation transfer, or AFEW-like (discrete VA only).
   if "afew" in args:
     c.data.view = "afew_like"
@@ -44,6 +52,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.head_hidden = 64
 
   c.loss = ml_collections.ConfigDict()
+  c.loss.fn = ""  # '' -> Eq. 3 (methods/levasa.py loss_fn) | 'package.module:function', same signature
   c.loss.kl = "squared"  # Eq. 1 | plain (the code: KL not squared)
   c.loss.kl_weight = 0.05  # lambda_KL (Eq. 3); L_R is a sum of squared errors over H*W*C pixels
   c.loss.va_weight = 0.0 if variant == "vanilla" else 100.0  # lambda_C (Eq. 3)

@@ -59,7 +59,7 @@ def _run(variant, workdir):
   c.data.num_identities = 8
   c.data.images_per_identity = 40
   c.eval.max_train_examples = 200
-  return train.train_and_evaluate(c, workdir)
+  return train.train_and_evaluate(c, workdir)[1]
 
 
 def test_levasa_aligns_with_va_better_than_vanilla(tmp_path):

@@ -1,6 +1,7 @@
 """The generic training loop: resume, device-count invariance, NaN guard, config errors."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from affectjax import config as config_lib
-from affectjax import train
+from affectjax import methods, train
 from conftest import REPO, load_config
 
 
@@ -24,7 +25,7 @@ def tiny(**overrides):
 
 
 def params_of(result):
-  return jax.tree.map(np.asarray, result["_state"].params)
+  return jax.tree.map(np.asarray, result[0].params)
 
 
 def test_kill_and_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
@@ -98,11 +99,13 @@ def test_one_device_and_eight_fake_devices_agree(tmp_path):
 
 
 @pytest.mark.parametrize("path,value,message", [
-    ("method", "nope", "config.method='nope' is unknown"),
-    ("data.name", "nope", "config.data.name='nope' is unknown"),
+    ("method", "nope", "config.method='nope': expected one of 'levasa', 'ganmut', "),
+    ("data.name", "nope", "config.data.name='nope': expected one of 'synthetic_faces', "),
     ("train.batch_size", -4, "config.train.batch_size=-4 must be a positive integer"),
     ("data.image_size", 0, "config.data.image_size=0 must be a positive integer"),
     ("train.batch_size", 12, "not divisible by the 8 devices"),
+    ("optim.decay_start", 1.5, "config.optim.decay_start=1.5 must be in [0, 1]"),
+    ("model.head_hidden", 0, "config.model.head_hidden=0 must be > 0"),
 ])
 def test_bad_config_values_fail_before_compile(path, value, message):
   c = tiny()
@@ -111,8 +114,45 @@ def test_bad_config_values_fail_before_compile(path, value, message):
     c[section][field] = value
   else:
     c[path] = value
-  with pytest.raises(config_lib.ConfigError, match=message):
-    config_lib.validate(c, num_devices=8)
+  with pytest.raises(config_lib.ConfigError, match=re.escape(message)):
+    methods.validate(c, num_devices=8)
+
+
+# Variants of every config whose enumerated fields are walked below.
+CONFIG_VARIANTS = {"levasa": ("", "discrete", "vanilla", "original", "afew,discrete", "tiny"),
+                   "ganmut": ("", "gaussian", "stargan", "small", "original", "tiny")}
+
+
+def _enumerated_fields(config):
+  module = methods.module_of(config)
+  table = {**config_lib.CHOICES, **getattr(module, "CHOICES", {})}
+  out = {}
+  for path, choices in table.items():
+    try:
+      out[path] = (config_lib.get_path(config, path), choices)
+    except (KeyError, AttributeError):
+      pass
+  return out
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_VARIANTS))
+def test_every_enumerated_field_of_every_config_is_checked(name):
+  walked = 0
+  for arg in CONFIG_VARIANTS[name]:
+    base = load_config(name, arg)
+    methods.validate(base, num_devices=1)  # every shipped variant is valid
+    for path, (value, choices) in _enumerated_fields(base).items():
+      assert value in choices, (name, arg, path)
+      c = load_config(name, arg)
+      bad = 99 if isinstance(value, int) else "bogus"
+      section, _, field = path.rpartition(".")
+      (config_lib.get_path(c, section) if section else c)[field] = bad
+      with pytest.raises(config_lib.ConfigError) as e:
+        methods.validate(c, num_devices=1)
+      assert str(e.value) == (f"config.{path}={bad!r}: expected one of "
+                              f"{', '.join(repr(x) for x in choices)}")
+      walked += 1
+  assert walked >= 5 * len(CONFIG_VARIANTS[name])
 
 
 def run_main(*args, timeout=240):

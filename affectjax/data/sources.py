@@ -15,33 +15,46 @@ import zlib
 import numpy as np
 
 from affectjax import config as config_lib
+from affectjax.config import expect
 from affectjax.data.builders.splits import Splits  # noqa: F401  (one Splits for every source)
 from affectjax.data import source as source_lib
 from affectjax.data.source import ArraySource
 
 VIEWS = ("full", "affectnet_like", "imfdb_like", "afew_like")
+SYNTHETIC_DATASETS = ("synthetic_faces", "style_digits")  # made by affectjax, in memory
 
 
 def known_datasets() -> tuple[str, ...]:
   from affectjax.data import builders
-  return config_lib.SYNTHETIC_DATASETS + tuple(getattr(builders, "NAMES", ()))
+  return SYNTHETIC_DATASETS + tuple(getattr(builders, "NAMES", ()))
+
+
+def validate(config) -> None:
+  """config.data's fields, before anything is generated or read; one clear line each."""
+  data = config.data
+  config_lib.expect_one_of(config, "data.name", known_datasets())
+  config_lib.expect_one_of(config, "data.view", VIEWS)
+  for name in ("num_identities", "images_per_identity"):
+    expect(isinstance(data[name], int) and data[name] > 0,
+           f"config.data.{name}={data[name]!r} must be a positive integer")
+  expect(0.0 < data.test_fraction < 1.0, f"config.data.test_fraction={data.test_fraction} must be in (0, 1)")
+  expect(0.0 <= data.label_noise <= 1.0, f"config.data.label_noise={data.label_noise} must be in [0, 1]")
+  expect(data.va_levels >= 0, f"config.data.va_levels={data.va_levels} must be >= 0")
 
 
 def load(config) -> Splits:
-  """The train/test splits named by config.data, with VA from annotation transfer if asked."""
+  """The train/test splits named by config.data (method-specific preparation is the method's)."""
   data = config.data
   if data.name == "synthetic_faces":
-    splits = synthetic_splits(data, config.seed)
-  else:
-    from affectjax.data import builders
-    splits = builders.load_splits(data)
-  transfer = data.get("annotation_transfer", None)
-  if transfer is not None and transfer.enabled:
-    splits = _transfer_va(splits, data, config.seed)
-  return splits
+    return synthetic_splits(data, config.seed)
+  if data.name == "style_digits":  # Rb-VAE's App. C.1 digits from scikit-learn's bundled set
+    from affectjax.data import digits
+    return digits.digit_splits(data, config.seed)
+  from affectjax.data import builders
+  return builders.load_splits(data)
 
 
-def _view_seed(seed: int, view: str) -> int:
+def view_seed(seed: int, view: str) -> int:
   return (seed * 1_000_003 + zlib.crc32(view.encode())) % 2**31
 
 
@@ -49,7 +62,7 @@ def synthetic_arrays(data, seed: int, view: str) -> dict:
   """Generates (or reads from cache) the synthetic faces of one view, annotations masked."""
   from affectjax.data import synthetic
   arrays = synthetic.load_or_generate(
-      config_lib.cache_dir_of(data), seed=_view_seed(seed, view),
+      config_lib.cache_dir_of(data), seed=view_seed(seed, view),
       num_identities=data.num_identities, images_per_identity=data.images_per_identity,
       image_size=data.image_size, label_noise=data.label_noise,
       identity_offset=VIEWS.index(view) * 100_000)
@@ -92,53 +105,3 @@ def synthetic_splits(data, seed: int) -> Splits:
       "va_levels": (data.va_levels or 10) if view == "afew_like" else 0,
   }
   return Splits(source.subset(train_idx), source.subset(test_idx), metadata)
-
-
-def _transfer_va(splits: Splits, data, seed: int) -> Splits:
-  """LeVAsa Algorithm 1, lines 1-5: VA for the examples that have a label but no VA.
-
-  Reference ellipses: the AffectNet-like synthetic set (synthetic data), AffectNet's published
-  statistics (REFERENCE.md), or reference='auto' for the first on synthetic data and the second
-  on real data. Examples that already carry VA keep it (then the transfer is a no-op).
-  """
-  import jax
-  from affectjax.affect import ellipses as ell
-
-  transfer = data.annotation_transfer
-  reference = transfer.reference
-  if reference == "auto":
-    reference = "synthetic_faces" if data.name == "synthetic_faces" else "affectnet_published"
-  if reference == "synthetic_faces":
-    ref = synthetic_arrays(data, seed, "affectnet_like")
-    fitted = ell.fit_ellipses(ref["label"], ref["va"], data.num_classes)
-  elif reference == "affectnet_published":
-    from affectjax.affect import affectnet_stats
-    c = data.num_classes
-    fitted = ell.from_stats(affectnet_stats.VA_MEANS[:c], affectnet_stats.VA_STDS[:c])
-  else:
-    raise ValueError(f"config.data.annotation_transfer.reference={reference!r} is unknown; "
-                     "expected auto, synthetic_faces or affectnet_published")
-  key = jax.random.key(_view_seed(seed, "annotation_transfer"))
-  out, filled = {}, 0
-  for i, (name, split) in enumerate((("train", splits.train), ("test", splits.test))):
-    read = (lambda k: split.arrays[k]) if isinstance(split, ArraySource) else (
-        lambda k: source_lib.read_field(split, k))
-    labels, va = read("label"), read("va").astype(np.float32)
-    missing = ~np.all(np.isfinite(va), axis=-1)
-    if np.any(labels[missing] < 0):
-      raise ValueError(f"annotation transfer needs a label where VA is unknown; "
-                       f"{int(np.sum(labels[missing] < 0))} {name} examples have neither")
-    if not missing.any():
-      out[name] = split
-      continue
-    sampled = np.asarray(ell.sample_va(jax.random.fold_in(key, i), fitted, np.maximum(labels, 0)))
-    if transfer.levels:  # Alg. 1 line 5: discretise by scaling and rounding
-      sampled = np.asarray(ell.undiscretize_va(ell.discretize_va(sampled, transfer.levels), transfer.levels))
-    va[missing] = sampled[missing]
-    filled += int(missing.sum())
-    out[name] = source_lib.WithFields(split, {"va": va})
-  if not filled:
-    return splits
-  metadata = dict(splits.metadata, ellipses=fitted, va_levels=transfer.levels,
-                  va_source=f"annotation transfer from {reference} ({filled} examples)")
-  return Splits(out["train"], out["test"], metadata)

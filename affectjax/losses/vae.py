@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["gaussian_kl", "squared_kl", "chunked_kl", "squared_error", "laplace_nll",
+__all__ = ["gaussian_kl", "squared_kl", "chunked_kl", "squared_error",
            "va_mse", "va_broadcast_mse", "va_bce", "va_cross_entropy"]
 
 
@@ -29,12 +29,6 @@ def squared_kl(mu, logvar, chunk_sizes):
 def squared_error(x, x_hat):
   """Sum of squared errors over all but the batch axis (Gaussian NLL up to constants, unit variance x2)."""
   return jnp.sum(jnp.square(x - x_hat).reshape(x.shape[0], -1), axis=-1)
-
-
-def laplace_nll(x, mean, scale):
-  """Laplace negative log-likelihood summed over all but the batch axis: |x-m|/b + log(2b)."""
-  nll = jnp.abs(x - mean) / scale + jnp.log(2.0 * scale)
-  return jnp.sum(nll.reshape(x.shape[0], -1), axis=-1)
 
 
 def va_mse(pred, target):

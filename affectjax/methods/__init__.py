@@ -1,18 +1,36 @@
-"""One module per paper. Each exposes `make_method(config) -> Method` (see base.py)."""
+"""One module per paper; each exposes `validate(config)` and `make_method(config, data) -> Method`
+(see base.py for the contract)."""
 import importlib
 
-from affectjax.methods.base import Method
+from affectjax.methods.base import Method, Stream  # noqa: F401
 
 # config.method -> module under affectjax.methods
 REGISTRY = {
     "levasa": "levasa",
     "ganmut": "ganmut",
+    "triplet_vae": "triplet_vae",
+    "dual_domain": "dual_domain",
+    "rbvae": "rbvae",
 }
 
 
-def get(config) -> Method:
-  """Builds the Method named by config.method."""
-  if config.method not in REGISTRY:
-    raise ValueError(f"unknown method {config.method!r}; expected one of {sorted(REGISTRY)}")
-  module = importlib.import_module(f"affectjax.methods.{REGISTRY[config.method]}")
-  return module.make_method(config)
+def module_of(config):
+  from affectjax.config import expect_one_of
+  expect_one_of(config, "method", tuple(REGISTRY))
+  return importlib.import_module(f"affectjax.methods.{REGISTRY[config.method]}")
+
+
+def validate(config, num_devices: int) -> None:
+  """Every check that can run before data is generated, read or compiled, in the loop's order:
+  the shared fields, the data fields, then the method's own (ConfigError, one line each)."""
+  from affectjax import config as config_lib
+  from affectjax.data import sources
+  module = module_of(config)
+  config_lib.validate(config, num_devices)
+  sources.validate(config)
+  module.validate(config)
+
+
+def get(config, data, **overrides) -> Method:
+  """Builds the Method named by config.method from the loaded splits (overrides: e.g. loss_fn=)."""
+  return module_of(config).make_method(config, data, **overrides)

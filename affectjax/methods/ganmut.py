@@ -14,10 +14,21 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from affectjax import losses
+from affectjax import losses, optim
 from affectjax.affect import conditional as cs
-from affectjax.methods.base import Method
+from affectjax.config import ConfigError, check_choices, expect
+from affectjax.methods.base import Method, data_stream, resolve
 from affectjax.nn import stargan
+
+SPACES = ("linear", "gaussian", "stargan")
+CHOICES = {
+    "model.space": SPACES,
+    "model.dtype": ("float32", "bfloat16"),
+    "model.upsample": ("transpose", "subpixel"),
+    "loss.random_rho": ("disc", "polar", "original"),
+    "loss.cycle": ("eq8", "approximate"),
+    "optim.g_step": ("auto", "cond", "masked"),
+}
 
 
 @flax.struct.dataclass
@@ -68,24 +79,6 @@ def linear_codes(space, labels, rho):
   """z = (theta_c, rho) for emotions c, and 0 for neutral (c = 0) whatever rho (Sec. 4.1)."""
   theta = space["theta"][jnp.clip(labels - 1, 0, None)]
   return jnp.where((labels > 0)[:, None], cs.polar_to_xy(theta, rho), 0.0)
-
-
-def lr_factor(step, config):
-  """StarGAN's schedule: constant, then linear from 1 to optim.final_lr_fraction at the last step
-  (0 in StarGAN; 0.999 reproduces the original GANmut code, where the decay is almost nil)."""
-  o, n = config.optim, config.train.num_steps
-  start = int(o.decay_start * n)
-  frac = jnp.clip((step - start) / max(1, n - start), 0.0, 1.0)
-  return 1.0 - (1.0 - o.final_lr_fraction) * frac
-
-
-def _adam_update(tx, grads, opt, params, lr, scales=None):
-  """Adam step at rate lr; scales: optional {top-level key of params: lr multiplier}."""
-  updates, opt = tx.update(grads, opt, params)
-  scales = scales or {}
-  updates = {k: jax.tree.map(lambda u, r=lr * scales.get(k, 1.0): -r * u, v)
-             for k, v in updates.items()}
-  return optax.apply_updates(params, updates), opt
 
 
 def g_lr_scales(config):
@@ -198,6 +191,8 @@ def g_loss_fn(g_params, d_params, x, labels, key, gen, disc, config):
   return total, m
 
 
+eq1_d_loss, eq2_g_loss = d_loss_fn, g_loss_fn  # the defaults (make_method's arguments shadow them)
+
 G_METRICS = {"linear": ("g_adv", "g_cls", "g_rho", "g_info", "g_rec", "g_loss"),
              "gaussian": ("g_adv", "g_div", "g_cls", "g_rec", "g_loss"),
              "stargan": ("g_adv", "g_cls", "g_rec", "g_loss")}
@@ -218,10 +213,47 @@ def g_step_gating(config):
     return "masked" if jax.default_backend() == "cpu" else "cond"
   return mode
 
-def make_method(config) -> Method:
+def validate(config):
+  """GANmut's own fields; one ConfigError line each (before any data is generated or read)."""
+  check_choices(config, CHOICES)
+  m, l, o = config.model, config.loss, config.optim
+  expect(isinstance(o.n_critic, int) and o.n_critic >= 1,
+         f"config.optim.n_critic={o.n_critic!r} must be a positive integer")
+  expect(o.space_lr_scale > 0, f"config.optim.space_lr_scale={o.space_lr_scale} must be > 0")
+  for name in ("g_conv_dim", "g_repeat_num", "d_conv_dim", "d_repeat_num"):
+    expect(isinstance(m[name], int) and m[name] > 0, f"config.model.{name}={m[name]!r} must be a positive integer")
+  expect(config.data.image_size % 2 ** m.d_repeat_num == 0,
+         f"config.model.d_repeat_num={m.d_repeat_num}: data.image_size={config.data.image_size} "
+         f"must be divisible by 2^{m.d_repeat_num}")
+  for name in ("lambda_gp", "lambda_rec", "lambda_cls_real", "lambda_cls_fake", "lambda_info_d",
+               "lambda_info_g", "lambda_rho", "lambda_div", "code_noise"):
+    expect(l[name] >= 0, f"config.loss.{name}={l[name]} must be >= 0")
+  expect(0.0 <= l.tau < 1.0, f"config.loss.tau={l.tau} must be in [0, 1)")
+  expect(0 <= l.num_random <= config.train.batch_size,
+         f"config.loss.num_random={l.num_random} must be in [0, train.batch_size]")
+  for name in ("d_fn", "g_fn"):
+    try:
+      resolve(l[name], d_loss_fn)
+    except (ImportError, ValueError) as e:
+      raise ConfigError(f"config.loss.{name}={l[name]!r}: {e}") from None
+
+
+def players(config):
+  """(G, D) optimisers: Adam at the same schedule (in iterations); G is updated every n_critic-th
+  iteration and its conditional space at optim.space_lr_scale times the rate."""
+  n = config.train.num_steps
+  return (optim.make_player(config.optim, n, lr_scales=g_lr_scales(config)),
+          optim.make_player(config.optim, n))
+
+
+def make_method(config, data, *, d_loss_fn=None, g_loss_fn=None) -> Method:
+  """GANmut from its config and splits; d_loss_fn / g_loss_fn replace Eq. 1 / Eq. 2 (same
+  signatures as d_loss_fn / g_loss_fn above; config.loss.d_fn / g_fn name them from the CLI)."""
   gen, disc = networks(config)
   o = config.optim
-  tx = optax.scale_by_adam(o.b1, o.b2)
+  g_player, d_player = players(config)
+  d_loss = d_loss_fn or resolve(config.loss.d_fn, eq1_d_loss)
+  g_loss = g_loss_fn or resolve(config.loss.g_fn, eq2_g_loss)
   n_critic = int(o.n_critic)
   kind = config.model.space
   bgr = bool(config.data.get("bgr", False))
@@ -232,31 +264,33 @@ def make_method(config) -> Method:
     return x[..., ::-1] if bgr else x  # the original code trains on BGR images
 
   def init(key, batch):
-    x = prep(batch["image"][:1])
+    x = prep(batch["data"]["image"][:1])
     k_g, k_d, k_s = jax.random.split(key, 3)
     g_net = gen.init(k_g, x, jnp.zeros((1, code_dim(config))))["params"]
     d_net = disc.init(k_d, x)["params"]
     g_params = {"net": g_net, "space": init_space(k_s, config)}
-    return GanState(jnp.zeros((), jnp.int32), g_params, d_net, tx.init(g_params), tx.init(d_net))
+    return GanState(jnp.zeros((), jnp.int32), g_params, d_net, g_player.init(g_params),
+                    d_player.init(d_net))
 
   def train_step(state, batch, key):
+    batch = batch["data"]
     x, labels = prep(batch["image"]), jnp.asarray(batch["label"], jnp.int32)
     k_code, k_gp, k_g = jax.random.split(key, 3)
-    lr = o.lr * lr_factor(state.step, config)
+    lr = d_player.lr(state.step)
     # D step (Eq. 1): codes and fakes are constants for D
     code, _, _, _ = sample_conditions(k_code, state.g_params["space"], labels, config)
     code = jax.lax.stop_gradient(code)
     fake = jax.lax.stop_gradient(gen.apply({"params": state.g_params["net"]}, x, code))
-    (d_total, dm), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+    (d_total, dm), d_grads = jax.value_and_grad(d_loss, has_aux=True)(
         state.d_params, fake, code, x, labels, k_gp, disc, config)
-    d_params, d_opt = _adam_update(tx, d_grads, state.d_opt, state.d_params, lr)
+    d_params, d_opt = d_player.update(d_grads, state.d_opt, state.d_params, state.step)
 
     # G step every n_critic iterations (Eq. 2), against the updated D
     def g_update(args):
       g_params, g_opt = args
-      (_, gm), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+      (_, gm), grads = jax.value_and_grad(g_loss, has_aux=True)(
           g_params, d_params, x, labels, k_g, gen, disc, config)
-      g_params, g_opt = _adam_update(tx, grads, g_opt, g_params, lr, g_lr_scales(config))
+      g_params, g_opt = g_player.update(grads, g_opt, g_params, state.step)
       return g_params, g_opt, {k: gm[k] for k in G_METRICS[kind]}
 
     def g_skip(args):
@@ -277,5 +311,6 @@ def make_method(config) -> Method:
 
   from affectjax.methods import ganmut_eval  # evaluation: classifier, FED, smoothness, ERE
   return Method(init=init, train_step=train_step,
+                streams=data_stream(data, config, keys=("image", "label")),
                 evaluate=functools.partial(ganmut_eval.evaluate, config=config),
                 report=functools.partial(ganmut_eval.report, config=config))

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import softmax
 
-from affectjax.data import pipeline
 from affectjax.evaluate import alignment, figures, probes
+from affectjax.evaluate.inference import batched
 
 
 def _variables(state):
@@ -42,7 +42,7 @@ def encode(state, source, *, model, config, limit=None, reconstruct=False) -> di
     out.update(va=batch["va"], label=batch["label"], factors=batch["factors"])
     return out
 
-  res = pipeline.map_batches(batch_fn, source, config.eval.batch_size, limit=limit)
+  res = batched(batch_fn, source, config.eval.batch_size, limit=limit)
   a, b = chunk[0], chunk[0] + chunk[1]
   res["z_v"], res["z_a"], res["z_z"] = res["mu"][:, :a], res["mu"][:, a:b], res["mu"][:, b:]
   return res

@@ -43,6 +43,7 @@ def load_splits(data_config) -> Splits:
   if hasattr(module, "load_splits"):  # datasets made on the fly (style digits)
     return module.load_splits(data_config)
   from affectjax.data.builders import base
+  base.require_tfds(data_config.name)  # one clear line when TensorFlow / TFDS are not installed
   from affectjax.data.builders.source import TfdsSource
   builder = base.builder_for(module, data_config, tfds_dir_of(data_config))
   base.prepare(builder, data_config.get("manual_dir", ""), module)

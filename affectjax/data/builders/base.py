@@ -23,7 +23,19 @@ from affectjax.data.builders.report import Report, Skip
 log = logging.getLogger("affectjax.data.builders")
 
 
-def _tfds():
+def require_tfds(dataset: str) -> None:
+  """One clear line (a ConfigError) when TensorFlow or TensorFlow Datasets is not installed."""
+  try:
+    import tensorflow  # noqa: F401
+    import tensorflow_datasets  # noqa: F401
+  except ImportError:
+    from affectjax.config import ConfigError
+    raise ConfigError(f"data.name={dataset} needs tensorflow and tensorflow-datasets: "
+                      "pip install tensorflow-cpu tensorflow-datasets") from None
+
+
+def _tfds(dataset: str = "mnist_style"):  # style_digits (TFDS mnist) calls it without a name
+  require_tfds(dataset)
   import tensorflow as tf
   try:  # TF must not take the accelerator JAX uses.
     tf.config.set_visible_devices([], "GPU")
@@ -73,7 +85,7 @@ def split_by_identity(identities, test_fraction: float, seed: int) -> set:
 
 def make_builder_class(module):
   """A tfds builder class for one dataset module (not registered: affectjax names its own)."""
-  tfds = _tfds()
+  tfds = _tfds(module.NAME)
 
   @dataclasses.dataclass(eq=False)
   class Config(tfds.core.BuilderConfig):
@@ -186,7 +198,7 @@ def builder_for(module, data_config, tfds_dir: str):
 
 def prepare(builder, manual_dir: str, module) -> None:
   """Builds the array_record files from manual_dir unless this option set is already prepared."""
-  tfds = _tfds()
+  tfds = _tfds(module.NAME)
   if builder.info.splits and all(s in builder.info.splits for s in ("train", "test")):
     return
   if not manual_dir:
