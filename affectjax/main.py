@@ -14,6 +14,11 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, tables and figures.")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
                                  "Call jax.distributed.initialize() (multi-host pods).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "host:port of process 0 (with --distributed; auto-detected on "
+                                   "TPU pods and Slurm).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job (--distributed).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (--distributed).")
 
 
 def main(argv):
@@ -23,7 +28,8 @@ def main(argv):
   train.quiet_console_logging()
   import jax
   if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   from affectjax import config as config_lib
   try:
     _, result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

@@ -1,0 +1,126 @@
+"""Safe resume: a workdir of another config is refused untouched; an unreadable newest checkpoint is
+moved aside and the run resumes from the newest readable one; GANmut resumes exactly through the loop;
+a loss passed the way the README says replaces the default."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from affectjax import train
+from conftest import REPO, load_config
+
+
+def _levasa(**over):
+  c = load_config("levasa", "tiny")
+  c.train.report = False
+  for path, value in over.items():
+    section, field = path.split("__")
+    c[section][field] = value
+  return c
+
+
+def _tree_files(root):
+  return {os.path.join(d, f): os.path.getmtime(os.path.join(d, f))
+          for d, _, fs in os.walk(root) for f in fs}
+
+
+def test_a_config_with_other_state_shapes_is_refused_and_nothing_is_touched(tmp_path):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(_levasa(train__num_steps=10), workdir)
+  before = _tree_files(workdir)
+  with pytest.raises(train.WorkdirError) as e:
+    train.train_and_evaluate(_levasa(train__num_steps=10, model__head_hidden=7), workdir)
+  message = str(e.value)
+  assert "model.head_hidden: 64 -> 7" in message and "new --workdir" in message
+  assert "\n" not in message
+  assert _tree_files(workdir) == before  # no file written, moved or deleted
+
+
+def test_an_unreadable_newest_checkpoint_is_moved_aside_and_the_older_one_resumes(tmp_path):
+  whole = train.train_and_evaluate(_levasa(), str(tmp_path / "whole"))[0]
+  workdir = tmp_path / "damaged"
+  train.train_and_evaluate(_levasa(), str(workdir))  # checkpoints at steps 10 and 20
+  for d, _, files in os.walk(workdir / "checkpoints" / "20"):
+    for f in files:  # every file of the newest checkpoint overwritten with garbage
+      with open(os.path.join(d, f), "wb") as fh:
+        fh.write(b"\x00garbage")
+  with pytest.warns(UserWarning, match=r"checkpoint at step 20 .* cannot be read"):
+    resumed = train.train_and_evaluate(_levasa(), str(workdir))[0]
+  # resumed from step 10 and retrained steps 11-20: the same parameters as the uninterrupted run
+  jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, whole.params),
+               jax.tree.map(np.asarray, resumed.params))
+  moved = os.listdir(workdir / "checkpoints_unreadable")
+  assert len(moved) == 1 and moved[0].startswith("20_")  # kept, not deleted
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "20"]
+
+
+def test_ganmut_kill_and_resume_through_the_loop_matches_uninterrupted(tmp_path, monkeypatch):
+  def cfg():
+    c = load_config("ganmut", "tiny")
+    c.train.num_steps, c.train.checkpoint_every, c.train.report = 12, 6, False
+    return c
+
+  with jax.threefry_partitionable(False):  # XLA:CPU compiles the partitionable PRNG far slower
+    whole = train.train_and_evaluate(cfg(), str(tmp_path / "whole"))[0]
+    real = train.input_batches
+
+    def dying(s, start):
+      for i, batch in enumerate(real(s, start)):
+        if start + i == 9:
+          raise KeyboardInterrupt("simulated kill")
+        yield batch
+
+    monkeypatch.setattr(train, "input_batches", dying)
+    with pytest.raises(KeyboardInterrupt):
+      train.train_and_evaluate(cfg(), str(tmp_path / "killed"))
+    monkeypatch.setattr(train, "input_batches", real)
+    resumed = train.train_and_evaluate(cfg(), str(tmp_path / "killed"))[0]
+  for a, b in ((whole.g_params, resumed.g_params), (whole.d_params, resumed.d_params),
+               (whole.g_opt, resumed.g_opt)):
+    jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, a), jax.tree.map(np.asarray, b))
+
+
+_MY_LOSS = '''
+from affectjax.methods import levasa
+
+def recon_only(params, batch_stats, batch, key, *, model, config, train=True):
+  """Eq. 3 without the KL and VA terms: what kl_weight = va_weight = 0 computes."""
+  loss, (metrics, stats) = levasa.loss_fn(params, batch_stats, batch, key, model=model,
+                                          config=config, train=train)
+  metrics = dict(metrics, loss=metrics["recon"])
+  return metrics["recon"], (metrics, stats)
+'''
+
+
+def test_a_loss_passed_as_the_readme_says_replaces_the_default(tmp_path):
+  (tmp_path / "my_losses.py").write_text(_MY_LOSS)
+  sys.path.insert(0, str(tmp_path))
+  try:
+    import my_losses
+    # Python: train_and_evaluate(config, workdir, loss_fn=...)
+    mine = train.train_and_evaluate(_levasa(train__num_steps=5), str(tmp_path / "py"),
+                                    loss_fn=my_losses.recon_only)[0]
+  finally:
+    sys.path.remove(str(tmp_path))
+  zero = train.train_and_evaluate(_levasa(train__num_steps=5, loss__kl_weight=0.0, loss__va_weight=0.0),
+                                  str(tmp_path / "zero"))[0]
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               jax.tree.map(np.asarray, mine.params), jax.tree.map(np.asarray, zero.params))
+  # command line: --config.loss.fn=module:function
+  env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+  res = subprocess.run([sys.executable, "-m", "affectjax.main", "--config=configs/levasa.py:tiny",
+                        f"--workdir={tmp_path / 'cli'}", "--config.train.num_steps=5",
+                        "--config.train.report=False", "--config.loss.fn=my_losses:recon_only"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert res.returncode == 0, res.stderr[-2000:]
+  rows = [json.loads(l) for l in open(tmp_path / "cli" / "metrics.jsonl") if '"loss"' in l]
+  assert rows[-1]["loss"] == pytest.approx(rows[-1]["recon"])  # the logged loss is recon only
+  bad = subprocess.run([sys.executable, "-m", "affectjax.main", "--config=configs/levasa.py:tiny",
+                        f"--workdir={tmp_path / 'bad'}", "--config.loss.fn=no_such_module:f"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 1
+  assert bad.stderr.strip().splitlines()[-1].startswith("affectjax: error: config.loss.fn='no_such_module:f'")
