@@ -26,9 +26,21 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.tfds_dir = ""
   c.data.builder_options = ""  # JSON of dataset options, e.g. '{"keep_none": true}' (docs/datasets.md)
   # Synthetic faces: size and difficulty of the embedded default.
-  c.data.num_identities = 60
-  c.data.images_per_identity = 100
+  c.data.num_identities = 400  # 320 training identities at test_fraction 0.2
+  c.data.images_per_identity = 15
   c.data.label_noise = 0.0
+  # calibrated (default) | hard (the generator before presets, exactly) | custom (the knobs as
+  # set); affectjax/data/synthetic/presets.py. The knobs' defaults are the calibrated values.
+  c.data.preset = "calibrated"
+  c.data.pose_jitter = 0.5  # multiple of the hard preset's pose ranges (roll, yaw, shift, scale)
+  c.data.light_jitter = 0.5  # multiple of the hard preset's lighting ranges
+  c.data.intensity_min = 0.5  # expressive faces' intensity ~ U(intensity_min, intensity_max)
+  c.data.intensity_max = 1.0
+  c.data.neutral_fraction = 0.125  # faces with intensity below the neutral threshold (0.15)
+  c.data.compound_fraction = 0.1  # faces mixing a second emotion (weight 0.2-0.45)
+  c.data.va_noise = 0.05  # std of the annotation noise added to the true VA
+  c.data.zoom = 1.4  # >1: the face fills more of the frame (1: the whole head and shoulders)
+  c.data.colour_variety = 1.0  # spread of skin, hair, eye, background and shirt colours
   c.data.view = "full"  # which annotations the split exposes (data/sources.py VIEWS)
   c.data.va_levels = 0  # afew_like view: VA quantised to round(levels * va); 0 means 10
   # Input pipeline (small defaults: 2-core machines).
@@ -60,6 +72,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.progress = True
   c.train.report = True  # write the method's tables and figures at the end
   c.train.num_seeds = 1  # K > 1: K independent models in one program (vmapped over a seed axis)
+  # K > 1: every seed reads config.seed's data order (one read, broadcast) instead of its own
+  c.train.shared_data_order = False
   return c
 
 
@@ -111,6 +125,7 @@ def check_choices(config, choices: dict) -> None:
 # Enumerated fields of base_config(): {path: allowed values}; methods add their own CHOICES.
 CHOICES = {
     "data.num_classes": (7, 8),
+    "data.preset": ("calibrated", "hard", "custom"),  # data/synthetic/presets.py PRESET_NAMES
     "optim.name": ("adam", "sgd"),
     "optim.schedule": ("constant", "cosine", "linear_decay", "step_decay"),
 }
@@ -129,6 +144,8 @@ def validate(config, num_devices: int) -> None:
   expect(config.train.batch_size % num_devices == 0,
          f"config.train.batch_size={config.train.batch_size} is not divisible by the {num_devices} devices")
   check_choices(config, CHOICES)
+  expect(isinstance(config.train.shared_data_order, bool),
+         f"config.train.shared_data_order={config.train.shared_data_order!r} must be True or False")
   o = config.optim
   expect(o.lr > 0, f"config.optim.lr={o.lr} must be > 0")
   for name in ("b1", "b2", "decay_start", "final_lr_fraction"):

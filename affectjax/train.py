@@ -4,6 +4,17 @@ Sections: setup (validation, workdir, mesh, data, method) -> input streams -> st
 restore, with safe resume) -> jitted step -> loop (log, NaN guard, checkpoint, eval) -> final
 evaluation and report. A method plugs in through affectjax.methods.base.Method; nothing here
 knows which paper it is running.
+
+Many seeds, one program (config.train.num_seeds = K > 1): the state gets a leading seed axis
+(every leaf but the shared `step`), init and the step are vmapped over it, and seed i is trained
+with root key jax.random.key(config.seed + i) and the data order of config.seed + i (or, with
+train.shared_data_order, config.seed's order read once and broadcast), so model i is the model a
+one-seed run with those keys and that order trains. The data set and everything the method
+computes from it (make_method) is config.seed's for all K seeds: the seed axis varies the
+training randomness, not the data. Every stream's batch is [K, B, ...] sharded over 'data' on B.
+Metrics are logged per seed (loss/seed0, ...) and as their mean (loss); each seed is evaluated
+and reported into workdir/seed_<i>/, and workdir/seeds.md / seeds.json give every scalar as the
+mean over seeds with its 95 % interval (affectjax.evaluate.seeds).
 """
 from __future__ import annotations
 
@@ -14,8 +25,10 @@ import os
 import shutil
 import time
 import warnings
+from typing import Any, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -75,7 +88,16 @@ class Setup:
   method: methods.Method
   root_key: jax.Array
   replicated: NamedSharding
-  batch_sharding: NamedSharding
+  batch_sharding: NamedSharding  # K seeds with their own data orders: P(None, 'data')
+  num_seeds: int = 1  # config.train.num_seeds
+  root_keys: Optional[jax.Array] = None  # K > 1: [K] keys, key(config.seed + i)
+  shared_data_order: bool = False  # K > 1: one batch [B, ...] for every seed
+  state_axes: Any = None  # K > 1: vmap axes of the state (seed_axes), filled on first use
+
+  @property
+  def per_seed_data(self) -> bool:
+    """Whether every stream's batch carries a leading seed axis [K, B, ...]."""
+    return self.num_seeds > 1 and not self.shared_data_order
 
 
 def validate(config) -> None:
@@ -92,47 +114,72 @@ def setup(config, **overrides) -> Setup:
   loaded = sources.load(config)
   method = methods.get(config, loaded, **overrides)
   data = method.data if method.data is not None else loaded
-  return Setup(config, mesh, data, method, jax.random.key(config.seed),
-               NamedSharding(mesh, P()), NamedSharding(mesh, P("data")))
+  k, shared = config.train.num_seeds, bool(config.train.shared_data_order)
+  if k == 1:
+    return Setup(config, mesh, data, method, jax.random.key(config.seed),
+                 NamedSharding(mesh, P()), NamedSharding(mesh, P("data")))
+  root_keys = jnp.stack([jax.random.key(config.seed + i) for i in range(k)])
+  batch_spec = P("data") if shared else P(None, "data")
+  return Setup(config, mesh, data, method, root_keys[0], NamedSharding(mesh, P()),
+               NamedSharding(mesh, batch_spec), num_seeds=k, root_keys=root_keys,
+               shared_data_order=shared)
 
 
 # ---------------------------------------------------------------- input streams
 
-def _stream_seed(s: Setup, stream) -> int:
-  return s.config.seed + stream.seed_offset
+def _stream_seed(s: Setup, stream, seed_index: int = 0) -> int:
+  """The data-order seed of a stream for seed i of the run: config.seed + i + its offset."""
+  return s.config.seed + seed_index + stream.seed_offset
 
 
 def _select(batch: dict, keys) -> dict:
   return batch if keys is None else {k: batch[k] for k in keys}
 
 
+def _stack_seeds(batches: list) -> dict:
+  """Per-seed batches -> one batch whose every field has a leading seed axis [K, ...]."""
+  return jax.tree.map(lambda *xs: np.stack(xs), *batches)
+
+
+def _data_seeds(s: Setup) -> range:
+  """The seed indices that read their own data order (one, 0, when every seed shares it)."""
+  return range(s.num_seeds) if s.per_seed_data else range(1)
+
+
 def first_batch(s: Setup) -> dict:
-  """One global-batch-shaped numpy batch per stream for shape inference (what step 0 reads)."""
-  out = {}
-  for name, st in s.method.streams.items():
-    idx = pipeline.batch_indices(0, n=len(st.source), seed=_stream_seed(s, st),
-                                 global_batch=st.batch_size)
-    out[name] = _select(st.source.gather(idx), st.keys)
-  return out
+  """One global-batch-shaped numpy batch per stream for shape inference (what step 0 reads);
+  with K seeds of their own data orders, every field is [K, B, ...]."""
+  per_seed = []
+  for i in _data_seeds(s):
+    out = {}
+    for name, st in s.method.streams.items():
+      idx = pipeline.batch_indices(0, n=len(st.source), seed=_stream_seed(s, st, i),
+                                   global_batch=st.batch_size)
+      out[name] = _select(st.source.gather(idx), st.keys)
+    per_seed.append(out)
+  return _stack_seeds(per_seed) if s.per_seed_data else per_seed[0]
 
 
 def input_batches(s: Setup, start_step: int):
   """This process's slice of every stream's global batch, steps start_step + 1, ..., as
-  {stream: numpy batch}; each stream is a pure function of (its seed, step)."""
+  {stream: numpy batch}; each stream is a pure function of (its seed, step). With K seeds of
+  their own data orders, seed i reads the order of config.seed + i and every field is [K, b, ...]."""
   c = s.config
   iters = {
-      name: pipeline.train_batches(
-          st.source, seed=_stream_seed(s, st), global_batch=st.batch_size, start_step=start_step,
-          num_steps=c.train.num_steps - start_step, process_index=jax.process_index(),
-          process_count=jax.process_count(), num_parallel_calls=c.data.num_parallel_calls,
-          prefetch=c.data.prefetch)
-      for name, st in s.method.streams.items()}
+      (name, i): pipeline.train_batches(
+          st.source, seed=_stream_seed(s, st, i), global_batch=st.batch_size,
+          start_step=start_step, num_steps=c.train.num_steps - start_step,
+          process_index=jax.process_index(), process_count=jax.process_count(),
+          num_parallel_calls=c.data.num_parallel_calls, prefetch=c.data.prefetch)
+      for i in _data_seeds(s) for name, st in s.method.streams.items()}
   keys = {name: st.keys for name, st in s.method.streams.items()}
   while True:
     try:
-      yield {name: _select(next(it), keys[name]) for name, it in iters.items()}
+      per_seed = [{name: _select(next(iters[name, i]), keys[name]) for name in keys}
+                  for i in _data_seeds(s)]
     except StopIteration:
       return
+    yield _stack_seeds(per_seed) if s.per_seed_data else per_seed[0]
 
 
 def to_global(s: Setup, local_batch: dict) -> dict:
@@ -143,8 +190,31 @@ def to_global(s: Setup, local_batch: dict) -> dict:
 
 # ---------------------------------------------------------------- state
 
+def seed_axes(s: Setup):
+  """The vmap axes of a K-seed state: 0 (the seed axis) on every leaf but `step`, which the
+  seeds share (it stays a scalar, so a step-gated lax.cond stays a cond under vmap)."""
+  if s.state_axes is None:
+    batch = jax.tree.map(lambda x: x[0], first_batch(s)) if s.per_seed_data else first_batch(s)
+    one = jax.eval_shape(lambda k: s.method.init(k, batch), jax.random.key(0))
+    axes = jax.tree.map(lambda _: 0, one)
+    if dataclasses.is_dataclass(axes) and "step" in {f.name for f in dataclasses.fields(axes)}:
+      axes = dataclasses.replace(axes, step=None)
+    s.state_axes = axes
+  return s.state_axes
+
+
+def _seed_init(s: Setup):
+  """keys [K] -> the K seeds' initial states (vmapped init, seed i on its own first batch)."""
+  batch, axes = first_batch(s), seed_axes(s)
+  init = jax.vmap(s.method.init, in_axes=(0, 0 if s.per_seed_data else None), out_axes=axes)
+  return lambda keys: init(keys, batch)
+
+
 def init_state(s: Setup):
   """The method's initial state, built directly with replicated sharding."""
+  if s.num_seeds > 1:
+    keys = jax.vmap(lambda k: jax.random.fold_in(k, 0x1A17))(s.root_keys)
+    return jax.jit(_seed_init(s), out_shardings=s.replicated)(keys)
   batch = first_batch(s)
   init_key = jax.random.fold_in(s.root_key, 0x1A17)
   init = jax.jit(lambda k: s.method.init(k, batch), out_shardings=s.replicated)
@@ -152,8 +222,11 @@ def init_state(s: Setup):
 
 
 def abstract_state(s: Setup):
-  batch = first_batch(s)
-  shapes = jax.eval_shape(lambda k: s.method.init(k, batch), jax.random.key(0))
+  if s.num_seeds > 1:
+    shapes = jax.eval_shape(_seed_init(s), s.root_keys)
+  else:
+    batch = first_batch(s)
+    shapes = jax.eval_shape(lambda k: s.method.init(k, batch), jax.random.key(0))
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s.replicated), shapes)
 
 
@@ -162,6 +235,14 @@ def host_state(state):
   every process has the whole state, so no process waits on another."""
   return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array)
                       else x, state)
+
+
+def seed_states(s: Setup, state) -> list:
+  """Host-local copies of each seed's state (slice i of the seed axis), i < K."""
+  local, axes = host_state(state), seed_axes(s)
+  return [jax.tree.map(lambda ax, x: x if ax is None else x[i], axes, local,
+                       is_leaf=lambda a: a is None)
+          for i in range(s.num_seeds)]
 
 
 def _flat_config(d, prefix=""):
@@ -241,11 +322,25 @@ def restore_or_init(s: Setup, workdir: str, ckpt_dir: str):
 
 
 def compile_step(s: Setup):
-  """The jitted train step: batch sharded over 'data', state replicated, old state donated."""
-  train_key = jax.random.fold_in(s.root_key, 0x57E9)
+  """The jitted train step: batch sharded over 'data', state replicated, old state donated.
 
-  def step(state, batch):
-    return s.method.train_step(state, batch, jax.random.fold_in(train_key, state.step))
+  K seeds: the step vmapped over (state, batch, key), seed i's key fold_in(its train key, step)
+  as in a one-seed run; every metric comes back [K]."""
+  if s.num_seeds > 1:
+    train_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0x57E9))(s.root_keys)
+    axes = seed_axes(s)
+
+    def one_seed(state, batch, key):
+      return s.method.train_step(state, batch, jax.random.fold_in(key, state.step))
+
+    seeds_step = jax.vmap(one_seed, in_axes=(axes, 0 if s.per_seed_data else None, 0),
+                          out_axes=(axes, 0))
+    step = lambda state, batch: seeds_step(state, batch, train_keys)
+  else:
+    train_key = jax.random.fold_in(s.root_key, 0x57E9)
+
+    def step(state, batch):
+      return s.method.train_step(state, batch, jax.random.fold_in(train_key, state.step))
 
   return jax.jit(step, in_shardings=(s.replicated, s.batch_sharding),
                  out_shardings=(s.replicated, s.replicated), donate_argnums=(0,))
@@ -260,11 +355,135 @@ def _finite(metrics: dict) -> tuple[bool, str]:
   return True, ""
 
 
+def host_metrics(s: Setup, metrics) -> tuple[dict, str, str]:
+  """(metrics as floats, the first non-finite one as 'name=value[ in seed i]' or '', a note).
+
+  K seeds: each metric's mean under its name and seed i's value under name/seed<i>; the
+  non-finite one named is the first seed's ('loss' checked first); the note lists every seed
+  that is non-finite when there are several."""
+  got = jax.device_get(metrics)
+  if s.num_seeds == 1:
+    out = {k: float(v) for k, v in got.items()}
+    ok, bad = _finite(out)
+    return out, "" if ok else f"{bad}={out[bad]}", ""
+  per = {k: np.asarray(v, np.float64).reshape(s.num_seeds) for k, v in got.items()}
+  names = sorted(per, key=lambda k: k != "loss")
+  broken = [i for i in range(s.num_seeds) if not all(math.isfinite(per[k][i]) for k in names)]
+  if broken:
+    i = broken[0]
+    name = next(k for k in names if not math.isfinite(per[k][i]))
+    note = f" (non-finite in seeds {', '.join(map(str, broken))})" if len(broken) > 1 else ""
+    return {}, f"{name}={per[name][i]} in seed {i}", note
+  out = {}
+  for k, v in per.items():
+    out[k] = float(v.mean())
+    out.update({f"{k}/seed{i}": float(x) for i, x in enumerate(v)})
+  return out, "", ""
+
+
+# ---------------------------------------------------------------- K seeds: evaluation and summary
+
+def _scalar(v) -> float:
+  try:
+    return float(v)
+  except (TypeError, ValueError):
+    return float("nan")
+
+
+def evaluate_seeds(fn, s: Setup, states: list, workdir: str) -> dict[str, list[float]]:
+  """fn(seed i's state, data, workdir/seed_<i>) for every seed -> {name: [K values]}
+  (a name a seed did not return counts as NaN for that seed)."""
+  results = []
+  for i, st in enumerate(states):
+    seed_dir = os.path.join(workdir, f"seed_{i}")
+    os.makedirs(seed_dir, exist_ok=True)
+    results.append(fn(st, s.data, seed_dir))
+  names = list(dict.fromkeys(k for r in results for k in r))
+  return {k: [_scalar(r.get(k, float("nan"))) for r in results] for k in names}
+
+
+def seed_entries(prefix: str, per_seed: dict) -> dict:
+  """{prefix/name: mean over seeds} and {prefix/name/seed<i>: seed i's value}."""
+  from affectjax.evaluate import seeds as seeds_lib  # scipy: imported only for K seeds
+  out = {}
+  for k, values in per_seed.items():
+    out[f"{prefix}/{k}"] = seeds_lib.summarize(values)["mean"]
+    out.update({f"{prefix}/{k}/seed{i}": v for i, v in enumerate(values)})
+  return out
+
+
+def _json_safe(x):
+  if isinstance(x, dict):
+    return {k: _json_safe(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_json_safe(v) for v in x]
+  if isinstance(x, float) and not math.isfinite(x):
+    return None
+  return x
+
+
+def _decimals(values) -> int:
+  """Decimals that show about 4 significant digits of the mean."""
+  from affectjax.evaluate import seeds as seeds_lib
+  mean = seeds_lib.summarize(values)["mean"]
+  if not math.isfinite(mean) or mean == 0:
+    return 3
+  return min(8, max(2, 3 - math.floor(math.log10(abs(mean)))))
+
+
+def write_seed_summary(s: Setup, workdir: str, table: dict[str, list[float]]) -> None:
+  """workdir/seeds.md (mean [95 % interval] and each seed's value) and seeds.json (the same
+  with affectjax.evaluate.seeds.summarize's fields and the per-seed values, null for NaN)."""
+  from affectjax.evaluate import seeds as seeds_lib
+  c, k = s.config, s.num_seeds
+  seeds = [c.seed + i for i in range(k)]
+  order = ("config.seed's order, shared by every seed" if s.shared_data_order
+           else "seed i reads the order of config.seed + i")
+  rows = {name: {**seeds_lib.summarize(v), "per_seed": list(v)} for name, v in table.items()}
+  with open(os.path.join(workdir, "seeds.json"), "w") as f:
+    json.dump(_json_safe({"method": c.method, "variant": c.variant, "num_seeds": k, "seeds": seeds,
+                          "shared_data_order": s.shared_data_order, "metrics": rows}), f, indent=1)
+  lines = [f"# {c.method} ({c.variant}): {k} seeds\n",
+           f"Mean over the seeds with its 95 % interval (Student t). Seed i: root key "
+           f"config.seed + i ({', '.join(map(str, seeds))}); data order: {order}; the data set is "
+           f"config.seed's for every seed. Each seed's own tables are in seed_<i>/; per-seed "
+           f"values also in seeds.json.\n",
+           "| metric | mean [95 % interval] | " + " | ".join(f"seed {i}" for i in range(k)) + " |",
+           "|---|---|" + "---|" * k]
+  for name, values in table.items():
+    d = _decimals(values)
+    cells = [f"{v:.{d}f}" if math.isfinite(v) else "—" for v in values]
+    lines.append(f"| {name} | {seeds_lib.cell(values, d)} | " + " | ".join(cells) + " |")
+  with open(os.path.join(workdir, "seeds.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+
+
+def _finish_seeds(s: Setup, state, workdir: str, writer) -> dict:
+  """K seeds' final evaluation and report, each into workdir/seed_<i>/, then seeds.md and
+  seeds.json; returns every scalar's mean over the seeds."""
+  from affectjax.evaluate import seeds as seeds_lib
+  c = s.config.train
+  states = seed_states(s, state)
+  table = {}
+  if s.method.evaluate is not None:
+    ev = evaluate_seeds(s.method.evaluate, s, states, workdir)
+    writer.write(c.num_steps, seed_entries("eval", ev))
+    table.update({f"eval/{k}": v for k, v in ev.items()})
+  if c.report and s.method.report is not None and is_writer():
+    rep = evaluate_seeds(s.method.report, s, states, workdir)
+    table.update({f"report/{k}": v for k, v in rep.items()})
+  if table and is_writer():
+    write_seed_summary(s, workdir, table)
+  return {k: seeds_lib.summarize(v)["mean"] for k, v in table.items()}
+
+
 def train_and_evaluate(config, workdir: str, **overrides):
   """Trains config.method for config.train.num_steps (resuming from workdir) and evaluates.
 
   overrides: the method's injectable functions (e.g. loss_fn=). Returns (state, metrics): the
   final state and the last logged training metrics merged with the final evaluation and report.
+  With K seeds the state has the seed axis, the training metrics carry name/seed<i> beside each
+  mean, and every evaluation/report scalar is the mean over the seeds (seeds.json has the rest).
   """
   check_workdir(workdir)  # before anything slow: a bad workdir is one clear line
   s = setup(config, **overrides)
@@ -297,17 +516,18 @@ def train_and_evaluate(config, workdir: str, **overrides):
     t_steps += 1
     is_ckpt = c.checkpoint_every and (step % c.checkpoint_every == 0 or step == c.num_steps)
     if step % c.log_every == 0 or is_ckpt or step == c.num_steps:
-      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      ok, bad = _finite(metrics)
-      if not ok:
+      metrics, bad, note = host_metrics(s, metrics)
+      if bad:
         kept = ckpt.latest_step()
         ckpt.wait_until_finished()
         raise TrainingDiverged(
-            f"non-finite {bad}={metrics[bad]} at step {step}; stopped. "
+            f"non-finite {bad} at step {step}{note}; stopped. "
             f"The last good checkpoint ({'step ' + str(kept) if kept is not None else 'none'}) "
             f"in {workdir}/checkpoints is kept unchanged.")
       elapsed = time.perf_counter() - t0
       metrics["steps_per_sec"] = t_steps / max(elapsed, 1e-9)
+      if s.num_seeds > 1:
+        metrics["seed_steps_per_sec"] = s.num_seeds * metrics["steps_per_sec"]
       writer.write(step, metrics)
       last_metrics, t0, t_steps = metrics, time.perf_counter(), 0
       if progress is not None:
@@ -316,7 +536,11 @@ def train_and_evaluate(config, workdir: str, **overrides):
       ckpt.save(step, args=ocp.args.StandardSave(state))
     # periodic evaluation; the last step's is the final evaluation below (run once)
     if c.eval_every and step % c.eval_every == 0 and step < c.num_steps and evaluate is not None:
-      writer.write(step, {f"eval/{k}": v for k, v in evaluate(host_state(state), s.data, workdir).items()})
+      if s.num_seeds > 1:
+        writer.write(step, seed_entries("eval", evaluate_seeds(evaluate, s, seed_states(s, state),
+                                                               workdir)))
+      else:
+        writer.write(step, {f"eval/{k}": v for k, v in evaluate(host_state(state), s.data, workdir).items()})
     if progress is not None:
       progress.update(1)
   if progress is not None:
@@ -325,6 +549,9 @@ def train_and_evaluate(config, workdir: str, **overrides):
   ckpt.close()
 
   final = dict(last_metrics)
+  if s.num_seeds > 1:
+    final.update(_finish_seeds(s, state, workdir, writer))
+    return state, final
   local = host_state(state)
   if evaluate is not None:
     ev = {f"eval/{k}": v for k, v in evaluate(local, s.data, workdir).items()}

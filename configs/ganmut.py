@@ -3,8 +3,10 @@
 --config=configs/ganmut.py[:ARGS], ARGS a comma-separated list of:
   linear (default) | gaussian | stargan   the conditional space (Sec. 4.1, Sec. 4.2, one-hot)
   rho1       lambda_rho = 1 (the Sec. 5.2 ablation; the paper's default is 4)
+  vector     the original code's direction parameterisation (model.direction_param = 'vector')
+  disc       S_r and FED strengths uniform over the disc's area (loss.random_rho = 'disc')
   original   the public code's behaviour (REFERENCE.md): n_c = 11, code noise 0.075, S_r strengths
-             from the S_c sampler, the "approximate" cycle loss, GGANmut's class weight 2 on D's
+             from the S_c sampler, normalised-vector directions, the "approximate" cycle loss, GGANmut's class weight 2 on D's
              real CE with L_div on every row, a learning-rate decay that ends at 0.999 of the
              initial rate, BGR images
   small      32x32 faces, a narrow network, 1,500 steps, the space's lr x25: finishes on 2 CPU
@@ -18,7 +20,7 @@ import ml_collections
 from affectjax.config import base_config
 
 SPACES = ("linear", "gaussian", "stargan")
-FLAGS = ("rho1", "original", "small", "tiny", "bf16")
+FLAGS = ("rho1", "vector", "disc", "original", "small", "tiny", "bf16")
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -46,6 +48,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.d_repeat_num = 6  # image_size / 2^d_repeat_num is the final feature map (2x2 at 128)
   c.model.dtype = "float32"  # float32 | bfloat16 compute; parameters are float32 either way
   c.model.upsample = "transpose"  # G's upsamplers: transpose (StarGAN) | subpixel (fast on CPU)
+  # linear directions: angle (theta_c, Sec. 3) | vector (original code: a normalised 2-vector per
+  # emotion, a Linear(2, C-1) weight initialised at 1e-4 x PyTorch's default; REFERENCE.md)
+  c.model.direction_param = "angle"
 
   c.loss = ml_collections.ConfigDict()
   c.loss.d_fn = ""  # '' -> L_D of Eq. 1 (methods/ganmut.py d_loss_fn) | 'package.module:function'
@@ -62,7 +67,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   # S_r rows per batch of 16: n_c = 9 (linear), 7 (GGANmut, one per mode) (Sec. 5)
   c.loss.num_random = 9 if space == "gaussian" else 7
   c.loss.code_noise = 0.0  # N(0, s^2) added to S_c codes (original: 0.075)
-  c.loss.random_rho = "disc"  # disc (uniform over the disc) | polar (rho ~ U[0,1]) | original
+  # S_r and FED strengths: polar (rho ~ U[0, 1], Sec. 3) | disc (uniform over the disc's area) |
+  # original (S_r rows reuse the S_c strengths, the original code)
+  c.loss.random_rho = "polar"
   c.loss.cycle = "eq8"  # eq8: G(G(x, z), D_coord(x)) | approximate: (theta_c', rho_hat(x)) (code)
   c.loss.div_on_all_rows = False  # L_div on S_r only (Sec. 4.2) | every row (original code)
 
@@ -89,14 +96,20 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.eval.classifier_widths = (32, 64, 128, 256)
   c.eval.batch_size = 64
   c.eval.max_test = 3500  # test images used (the paper: 500 per emotion)
+  c.eval.fed_faces = 0  # test faces for FED, split in two halves (0: all of max_test)
   c.eval.smooth_images = 200  # source images for the interpolations (Sec. 5.2)
-  c.eval.ere_batches = 40  # test batches of 16 for the ERE (Sec. 5.3)
+  c.eval.ere_batches = 0  # test batches of 16 for the ERE (Sec. 5.3); 0: every one (the paper)
   c.eval.ere_angle_steps = 21  # GANmut grid: 2 pi / 21 in angle, 0.05 in radius
   c.eval.ere_radius_step = 0.05
   c.eval.ere_square_step = 0.1  # GGANmut grid over [-1, 1]^2
   c.eval.figures = True
 
+  if "vector" in flags:
+    c.model.direction_param = "vector"
+  if "disc" in flags:
+    c.loss.random_rho = "disc"
   if "original" in flags:
+    c.model.direction_param = "vector"
     c.loss.num_random = 5
     c.loss.code_noise = 0.075
     c.loss.random_rho = "original"
@@ -113,8 +126,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
   if "small" in flags or "tiny" in flags:
     c.data.image_size = 32
-    c.data.num_identities = 40
-    c.data.images_per_identity = 60
+    c.data.num_identities = 400  # 320 training identities (the calibrated preset's criterion)
+    c.data.images_per_identity = 6  # same 2,400 images as 40 x 60
     c.model.g_conv_dim = 16
     c.model.g_repeat_num = 3
     c.model.upsample = "subpixel"  # XLA:CPU's transposed-conv gradients are ~4x slower
@@ -136,7 +149,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.eval.classifier_widths = (16, 32, 64)
     c.eval.max_test = 800
     c.eval.smooth_images = 48
-    c.eval.ere_batches = 12
   if "tiny" in flags:
     c.data.image_size = 16
     c.data.num_identities = 8
@@ -153,7 +165,6 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.eval.classifier_widths = (8, 16)
     c.eval.max_test = 64
     c.eval.smooth_images = 4
-    c.eval.ere_batches = 1
     c.eval.ere_angle_steps = 6
     c.eval.ere_radius_step = 0.25
     c.eval.ere_square_step = 0.5

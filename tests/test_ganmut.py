@@ -128,3 +128,43 @@ def test_config_variants_and_errors():
   assert load_config("ganmut", "small,rho1").loss.lambda_rho == 1.0
   with pytest.raises(ValueError):
     load_config("ganmut", "linear,stargan")
+
+
+# Measured with the code before the conditional spaces became affectjax.affect.conditional.Space
+# bundles (same helpers, threefry_partitionable=False, XLA:CPU): metrics of the 2nd step (a D and
+# a G step at n_critic 2), sum |weights| of G's network and of D, and the space after two steps.
+REFERENCE_STEP = {
+    ("tiny", (("loss__random_rho", "disc"),)): (
+        {"d_loss": 6.5094032, "d_gp": 0.4024945, "d_info": 0.6351702, "g_loss": 9.6578493,
+         "g_cls": 1.8910975, "g_rho": 0.2556655, "g_info": 0.5156177, "g_rec": 0.6330721,
+         "theta_mean": 3.5482426},
+        2958.444, 717.737, {"theta": [5.883262, 5.923424, 1.66931, 2.365081, 0.199502, 5.248876]}),
+    ("tiny,original", (("model__direction_param", "angle"),)): (
+        {"d_loss": 6.357646, "d_info": 0.4973937, "g_loss": 9.2772312, "g_rho": 0.1943738,
+         "g_info": 0.4142096, "g_rec": 0.627893, "theta_mean": 3.5357425},
+        2958.12, 717.825, {"theta": [5.933261, 5.898425, 1.619311, 2.36508, 0.199502, 5.198876]}),
+    ("tiny,gaussian", ()): (
+        {"d_loss": 5.7878351, "d_info": 0.9031433, "g_loss": 8.510006, "g_div": 0.6737727,
+         "g_cls": 1.9425231, "g_rec": 0.6298425},
+        2958.403, 717.645,
+        {"angle": [0.0] * 7, "log_eigs": [0.0249998] * 14,
+         "w": [-0.307311, 0.626826, -0.760065, -0.995966, 0.094288, 0.305101, -0.839429, -0.419567,
+               0.702973, -0.077581, -0.390381, -1.249299, -0.371615, 0.447737]}),
+    ("tiny,stargan,bf16", ()): (
+        {"d_loss": 5.7899313, "g_loss": 8.0695219, "g_cls": 1.9433513, "g_rec": 0.6235418},
+        2998.606, 700.041, {}),
+}
+
+
+@pytest.mark.parametrize("arg,over", list(REFERENCE_STEP))
+def test_steps_equal_the_reference_from_before_the_space_bundles(arg, over):
+  want, g_abs, d_abs, space = REFERENCE_STEP[(arg, over)]
+  state, _, hist = _run(2, arg, optim__n_critic=2, **dict(over))
+  for k, v in want.items():
+    np.testing.assert_allclose(hist[k][1], v, rtol=2e-5, atol=2e-6, err_msg=k)
+  total = lambda tree: sum(np.abs(np.asarray(x, np.float64)).sum() for x in jax.tree.leaves(tree))
+  np.testing.assert_allclose(total(state.g_params["net"]), g_abs, rtol=1e-5)
+  np.testing.assert_allclose(total(state.d_params), d_abs, rtol=1e-5)
+  assert sorted(state.g_params["space"]) == sorted(space)
+  for k, v in space.items():
+    np.testing.assert_allclose(np.asarray(state.g_params["space"][k]).ravel(), v, atol=2e-6)

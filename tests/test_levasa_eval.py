@@ -139,3 +139,198 @@ def test_figures_write_pngs(tmp_path):
     with open(path, "rb") as f:
       head = f.read()
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) > 5000
+
+
+# ---------------------------------------------------------------- like-for-like readouts (issue 9)
+
+from affectjax.data.synthetic import FACTOR_NAMES  # noqa: E402
+from affectjax.methods import levasa_eval  # noqa: E402
+from conftest import load_config  # noqa: E402
+
+_FACTORS = list(FACTOR_NAMES)
+
+
+def _config(variant):
+  c = load_config("levasa", f"{variant},tiny")
+  c.eval.probe_seed = 0
+  return c
+
+
+def _split(rng, n, chunks, labels=None):
+  """A fake encoded split: chunks {name: [n, d]}, VA from the planted signals, factors with the
+  true intensity, valence and arousal in their FACTOR_NAMES columns."""
+  va = np.clip(rng.uniform(-0.8, 0.8, size=(n, 2)), -1, 1)
+  factors = np.zeros((n, len(_FACTORS)), np.float32)
+  factors[:, _FACTORS.index("intensity")] = rng.uniform(0, 1, n)
+  factors[:, _FACTORS.index("valence")] = va[:, 0]
+  factors[:, _FACTORS.index("arousal")] = va[:, 1]
+  labels = rng.integers(0, 8, n) if labels is None else labels
+  factors[:, _FACTORS.index("clean_label")] = labels
+  enc = {"va": va.astype(np.float32), "label": labels, "factors": factors,
+         "pixel_mse": np.full(n, 0.01)}
+  enc.update({k: v(va) if callable(v) else v for k, v in chunks.items()})
+  return enc
+
+
+def _planted(rng, n, v_chunk="z_v", a_chunk="z_a"):
+  chunks = {k: rng.normal(size=(n, 4)) for k in levasa_eval.CHUNKS}
+  split = _split(rng, n, chunks)
+  split[v_chunk] = split["va"][:, :1] + 0.1 * rng.normal(size=(n, 4))
+  split[a_chunk] = split["va"][:, 1:] + 0.1 * rng.normal(size=(n, 4))
+  return split
+
+
+def test_linear_readout_is_ridge_on_standardised_inputs():
+  from sklearn.linear_model import Ridge
+  rng = np.random.default_rng(0)
+  x, xt = rng.normal(2.0, 3.0, size=(200, 5)), rng.normal(2.0, 3.0, size=(50, 5))
+  y = x @ rng.normal(size=5) + rng.normal(size=200)
+  y[3] = np.nan  # dropped from the fit
+  keep = np.isfinite(y)
+  mean, std = x[keep].mean(0), x[keep].std(0)
+  alpha = 0.1
+  ref = Ridge(alpha=alpha * keep.sum()).fit((x[keep] - mean) / std, y[keep])
+  np.testing.assert_allclose(alignment.linear_readout(x, y, xt, alpha=alpha),
+                             ref.predict((xt - mean) / std), rtol=1e-8, atol=1e-10)
+
+
+def test_identical_encoders_get_identical_table_1a_numbers():
+  rng = np.random.default_rng(1)
+  train, test = _planted(rng, 300), _planted(rng, 120)
+  van = levasa_eval.summarize(train, test, _config("vanilla"), _FACTORS, references=False)
+  # The same encoder with (continuous) heads: its chunks must score exactly as the Vanilla VAE's.
+  heads = lambda s: {**s, "r_v": s["z_v"][:, :1] * 0.5, "r_a": s["z_a"][:, :1] * 0.5}
+  lev = levasa_eval.summarize(heads(train), heads(test), _config("continuous"), _FACTORS,
+                              references=False)
+  assert van["chunks"] == lev["chunks"] == {"z_v": "z_v", "z_a": "z_a", "z_z": "z_z"}
+  for subset in ("all", "expressive"):
+    assert van["rows"]["model"][subset] == lev["rows"]["model"][subset]
+  assert "heads" not in van["rows"]
+  # The heads are their own row, scored against the target with their R^2 = 1 - MSE / Var.
+  h = lev["rows"]["heads"]["all"]["align"]
+  pred = 0.5 * test["z_v"][:, 0]
+  np.testing.assert_allclose(h["mse_valence"], np.mean((pred - test["va"][:, 0]) ** 2), rtol=1e-6)
+  np.testing.assert_allclose(h["r2_valence"], 1 - h["mse_valence"] / np.var(test["va"][:, 0]), rtol=1e-6)
+  a = lev["rows"]["model"]["all"]["align"]
+  assert a["r2_valence"] > 0.9 and a["r2_arousal"] > 0.9  # the planted signals are read out
+  # 'expressive' holds exactly the test rows with true intensity > 0.5.
+  intensity = test["factors"][:, _FACTORS.index("intensity")]
+  assert lev["subsets"] == {"all": 120, "expressive": int(np.sum(intensity > 0.5))}
+
+
+def test_vanilla_chunks_are_chosen_on_the_training_split():
+  rng = np.random.default_rng(2)
+  # Valence sits in z_z on the training split but in z_v on the test split.
+  train, test = _planted(rng, 300, v_chunk="z_z"), _planted(rng, 120, v_chunk="z_v")
+  on_test, _, _ = alignment.best_chunks({k: test[k] for k in levasa_eval.CHUNKS}, test["va"],
+                                        readout="linear")
+  assert on_test == "z_v"  # choosing on the test split would pick another chunk
+  s = levasa_eval.summarize(train, test, _config("vanilla"), _FACTORS, references=False)
+  assert s["chunks"] == {"z_v": "z_z", "z_a": "z_a", "z_z": "z_v"}
+  # Table 1(a) valence is the ridge readout of the training-chosen chunk, scored on the test split.
+  pred = alignment.linear_readout(train["z_z"], train["va"][:, 0], test["z_z"])
+  np.testing.assert_allclose(s["rows"]["model"]["all"]["align"]["mse_valence"],
+                             np.mean((pred - test["va"][:, 0]) ** 2), rtol=1e-9)
+  assert s["rows"]["model"]["all"]["align"]["r2_valence"] < 0.1  # z_z carries nothing on test
+
+
+def test_bce_heads_are_scored_with_normalised_sigmoids():
+  rng = np.random.default_rng(3)
+  c = _config("discrete")
+  assert c.loss.va_loss == "bce"
+  k = 2 * c.loss.va_levels + 1
+  train, test = _planted(rng, 200), _planted(rng, 80)
+  for s in (train, test):
+    s["r_v"], s["r_a"] = rng.normal(size=(len(s["va"]), k)), rng.normal(size=(len(s["va"]), k))
+  out = levasa_eval.summarize(train, test, c, _FACTORS, references=False)
+  cls = np.clip(np.round(10 * test["va"]), -10, 10).astype(int) + 10
+  sig = 1 / (1 + np.exp(-test["r_v"]))
+  p = sig / sig.sum(1, keepdims=True)
+  p = (1 - alignment.PROB_FLOOR) * p + alignment.PROB_FLOOR / k
+  expected = -np.mean(np.log(p[np.arange(len(p)), cls[:, 0]]))
+  ce = out["rows"]["heads"]["all"]["ce"]["valence"]
+  np.testing.assert_allclose(ce, expected, rtol=1e-9)
+  soft = alignment.discrete_alignment(test["r_v"], cls[:, 0], "logits")
+  assert abs(ce - soft) > 0.05  # a softmax CE would be another number
+  # The heads' continuous readout is the expected level under the same distribution.
+  np.testing.assert_allclose(levasa_eval.head_va(test, c)[:, 0], p @ (np.arange(-10, 11) / 10))
+  # The model row scores the same logistic probe as the Vanilla VAE's (not the heads).
+  assert out["rows"]["model"]["all"]["ce"]["valence"] != ce
+
+
+def test_reference_rows_equal_their_closed_forms():
+  rng = np.random.default_rng(4)
+  labels_tr = rng.choice(8, 300, p=[0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05])
+  train = _planted(rng, 300)
+  train["label"] = labels_tr
+  test = _planted(rng, 120)
+  c = _config("continuous")
+  s = levasa_eval.summarize(train, test, c, _FACTORS, references=True)
+  chance = s["rows"]["chance"]
+  mean = train["va"].astype(np.float64).mean(0)
+  for subset, m in (("all", np.ones(120, bool)),
+                    ("expressive", test["factors"][:, _FACTORS.index("intensity")] > 0.5)):
+    y = test["va"][m].astype(np.float64)
+    for i, axis in enumerate(("valence", "arousal")):
+      mse = np.mean((y[:, i] - mean[i]) ** 2)
+      np.testing.assert_allclose(chance[subset]["align"][f"mse_{axis}"], mse, rtol=1e-6)
+      np.testing.assert_allclose(chance[subset]["align"][f"mae_{axis}"], np.mean(np.abs(y[:, i] - mean[i])), rtol=1e-6)
+      np.testing.assert_allclose(chance[subset]["regression"][axis]["mse"], mse, rtol=1e-6)
+      np.testing.assert_allclose(chance[subset]["regression"][axis]["ev"], 0.0, atol=1e-9)
+      np.testing.assert_allclose(chance[subset]["regression"][axis]["r2"], 1 - mse / np.var(y[:, i]), rtol=1e-6)
+      # CE of the training class frequencies (floored like every discrete readout).
+      k = 21
+      cls_tr = np.clip(np.round(10 * train["va"][:, i]), -10, 10).astype(int) + 10
+      cls_te = np.clip(np.round(10 * y[:, i]), -10, 10).astype(int) + 10
+      prior = np.bincount(cls_tr, minlength=k) / 300
+      prior = (1 - alignment.PROB_FLOOR) * prior + alignment.PROB_FLOOR / k
+      np.testing.assert_allclose(chance[subset]["ce"][axis], -np.mean(np.log(prior[cls_te])), rtol=1e-9)
+    # Majority class: class 0 (30 % of the training labels).
+    for combo, acc in chance[subset]["accuracy"].items():
+      assert acc == np.mean(test["label"][m] == 0)
+  # The factor ceiling reads the true VA, so it aligns almost perfectly; chance's R^2 is ~0.
+  assert s["rows"]["factors"]["all"]["align"]["r2_valence"] > 0.99
+  assert abs(chance["all"]["align"]["r2_valence"]) < 0.1
+  assert "pixels" not in s["rows"]  # no pixels were encoded
+
+
+def test_pixel_features_pool_and_project():
+  rng = np.random.default_rng(5)
+  imgs = rng.uniform(-1, 1, size=(60, 8, 8, 3)).astype(np.float32)
+  pooled = probes._pool(imgs, 4)
+  np.testing.assert_allclose(pooled[0, :3], imgs[0, :2, :2].mean(axis=(0, 1)), rtol=1e-6)
+  tr, te = probes.pixel_features(imgs[:50], imgs[50:], components=256, max_side=4)
+  assert tr.shape == (50, 5) and te.shape == (10, 5)  # one component per 10 training rows
+  np.testing.assert_allclose(tr.mean(0), 0, atol=1e-5)  # centred on the training rows
+
+
+def test_reconstruction_vs_energy_per_class():
+  enc = {"pixel_mse": np.array([0.1, 0.2, 0.3, 0.4]), "label": np.array([0, 1, 1, -1]),
+         "factors": np.zeros((4, len(_FACTORS)), np.float32)}
+  enc["factors"][:, _FACTORS.index("clean_label")] = [0, 1, 1, 2]  # the true class wins over -1
+  rows = levasa_eval.reconstruction_vs_energy(enc, np.array([1.0, 2.0, 4.0, 8.0]), 8, 10, _FACTORS)
+  assert rows["all"] == {"n": 4, "recon_sse": 2.5, "expression_energy": 3.75, "ratio": 2.5 / 3.75}
+  assert rows["happy"]["n"] == 2 and rows["happy"]["expression_energy"] == 3.0
+  np.testing.assert_allclose(rows["happy"]["recon_sse"], 2.5)
+  assert rows["sad"]["recon_sse"] == pytest.approx(4.0) and "fear" not in rows
+  assert np.isnan(levasa_eval.reconstruction_vs_energy(enc, None, 8, 10, _FACTORS)["all"]["expression_energy"])
+
+
+def test_loss_scale_converts_the_original_weights():
+  from affectjax.losses import squared_error
+  import jax.numpy as jnp
+  c = load_config("levasa", "continuous")
+  p = c.data.image_size ** 2 * 3
+  # The code's objective on [0, 1] images, per-pixel means, times 4 P is this one on [-1, 1].
+  rng = np.random.default_rng(6)
+  x01, y01 = rng.uniform(size=(2, 8, 8, 3)), rng.uniform(size=(2, 8, 8, 3))
+  code_recon = np.mean((x01 - y01) ** 2)  # the notebook's mse_loss (batch of 2, P = 192)
+  ours = np.mean(squared_error(jnp.asarray(2 * x01 - 1), jnp.asarray(2 * y01 - 1)))
+  np.testing.assert_allclose(ours, 4 * 192 * code_recon, rtol=1e-5)
+  assert c.loss.kl_weight == 4 * p * 0.5 / p == 2.0
+  np.testing.assert_allclose(c.loss.va_weight, 4 * p * 0.3)
+  tiny = load_config("levasa", "continuous,tiny")
+  np.testing.assert_allclose(tiny.loss.va_weight, 4 * 32 * 32 * 3 * 0.3)
+  assert load_config("levasa", "vanilla").loss.va_weight == 0.0
+  paper = load_config("levasa", "continuous,paper_length")
+  assert paper.train.num_steps == 26_000 and paper.train.batch_size == 128

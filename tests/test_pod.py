@@ -19,12 +19,13 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _main(workdir, steps, nproc):
+def _main(workdir, steps, nproc, report=True):
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
              XLA_FLAGS="--xla_force_host_platform_device_count=1")
   args = [sys.executable, "-m", "affectjax.main", "--config=configs/levasa.py:tiny",
           f"--workdir={workdir}", f"--config.train.num_steps={steps}",
-          "--config.train.checkpoint_every=5", "--config.eval.max_train_examples=64"]
+          "--config.train.checkpoint_every=5", "--config.eval.max_train_examples=64",
+          f"--config.train.report={report}"]
   port = _free_port()
   pod = [f"--distributed", f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={nproc}"]
   procs = [subprocess.Popen(args + (pod + [f"--process_id={i}"] if nproc > 1 else []), cwd=REPO,
@@ -48,14 +49,17 @@ def _params(workdir, step):
 
 def test_two_processes_train_checkpoint_resume_and_report_like_one(tmp_path):
   pod = tmp_path / "pod"
-  first = _main(pod, 10, 2)
+  first = _main(pod, 10, 2, report=False)
   assert sorted(os.listdir(pod / "checkpoints")) == ["10", "5"]
   assert sum("outputs in" in log for log in first) == 2  # both processes finished
   logs = _main(pod, 20, 2)  # resumes at step 10
   assert all("resuming from the checkpoint at step 10" in log for log in logs)
-  _main(tmp_path / "solo", 20, 1)
-  for a, b in zip(_params(pod, 20), _params(tmp_path / "solo", 20)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-6)
+  _main(tmp_path / "solo", 20, 1, report=False)
+  a = np.concatenate([np.asarray(x).ravel() for x in _params(pod, 20)])
+  b = np.concatenate([np.asarray(x).ravel() for x in _params(tmp_path / "solo", 20)])
+  # as tests/test_train.py's 1-vs-8-device check: a few near-zero Adam gradients may flip sign
+  lr = 5e-4  # configs/levasa.py
+  assert np.abs(a - b).max() < 2 * 20 * lr and np.isclose(a, b, rtol=2e-4, atol=2e-6).mean() > 0.9999
   # process 0 wrote the workdir files, once per step; the report is there
   steps = [int(l.split('"step": ')[1].split(",")[0].rstrip("}")) for l in open(pod / "metrics.jsonl")]
   assert steps == sorted(steps) and steps.count(15) == 1

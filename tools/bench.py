@@ -1,11 +1,17 @@
-"""Times the jitted train step of any config: steps/s, examples/s, compile time reported apart.
+"""Times the jitted train step of any config: steps/s, examples/s, seeds/s, compile time apart.
 
-  python tools/bench.py --config=configs/levasa.py --steps=50 [--with_pipeline] [--config.X=...]
+  python tools/bench.py --config=configs/levasa.py --steps=50 [--seeds=1,4,8] [--with_pipeline]
+      [--config.X=...]
+
+--seeds runs the benchmark once per K (config.train.num_seeds = K: K independent models vmapped
+in one program) and prints one JSON line per K; seeds_per_s = K x steps/s, and
+cost_vs_one_seed = (time of a K-seed step) / (time of a one-seed step) when K = 1 is in the list
+(well under K means the seeds share the machine efficiently).
 
 Without --with_pipeline one batch is placed on the devices once and reused (pure step time);
-with it, every step reads a fresh batch through the real input pipeline. Prints one JSON line,
-including XLA's FLOP estimate of one step (from the lowered HLO, before fusion: an upper bound
-where the step has a lax.cond, whose branches are both counted) and the FLOP rate it implies.
+with it, every step reads a fresh batch through the real input pipeline. Each line includes
+XLA's FLOP estimate of one step (from the lowered HLO, before fusion: an upper bound where the
+step has a lax.cond, whose branches are both counted) and the FLOP rate it implies.
 """
 import json
 import time
@@ -18,12 +24,14 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/
 _STEPS = flags.DEFINE_integer("steps", 50, "Timed steps after warm-up.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
 _PIPELINE = flags.DEFINE_bool("with_pipeline", False, "Include the input pipeline in the timing.")
+_SEEDS = flags.DEFINE_list("seeds", None, "Seed counts K to time, e.g. 1,4,8 (default: the "
+                           "config's train.num_seeds).")
 
 
-def main(argv):
-  del argv
+def bench_one(config, num_seeds: int) -> dict:
   from affectjax import train
-  config = _CONFIG.value
+  config = config.copy_and_resolve_references()
+  config.train.num_seeds = num_seeds
   s = train.setup(config)
   state = train.init_state(s)
   step = train.compile_step(s)
@@ -48,14 +56,29 @@ def main(argv):
   jax.block_until_ready((state, metrics))
   elapsed = time.perf_counter() - t
   steps_s = _STEPS.value / elapsed
-  print(json.dumps({
+  return {
       "config": f"{config.method}:{config.variant}", "devices": jax.device_count(),
       "platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
-      "batch_size": config.train.batch_size, "image_size": config.data.image_size,
-      "with_pipeline": _PIPELINE.value, "compile_s": round(compile_s, 3),
-      "ms_per_step": round(1e3 / steps_s, 3), "steps_per_s": round(steps_s, 3),
-      "examples_per_s": round(steps_s * config.train.batch_size, 1),
-      "gflop_per_step_hlo": round(gflop, 1), "tflop_per_s_hlo": round(gflop * steps_s / 1e3, 2)}))
+      "num_seeds": num_seeds, "batch_size": config.train.batch_size,
+      "image_size": config.data.image_size, "with_pipeline": _PIPELINE.value,
+      "compile_s": round(compile_s, 3), "ms_per_step": round(1e3 / steps_s, 3),
+      "steps_per_s": round(steps_s, 3), "seeds_per_s": round(num_seeds * steps_s, 3),
+      "examples_per_s": round(num_seeds * steps_s * config.train.batch_size, 1),
+      "gflop_per_step_hlo": round(gflop, 1), "tflop_per_s_hlo": round(gflop * steps_s / 1e3, 2)}
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  counts = [int(k) for k in _SEEDS.value] if _SEEDS.value else [config.train.num_seeds]
+  one_seed_ms = None
+  for k in counts:
+    row = bench_one(config, k)
+    if k == 1:
+      one_seed_ms = row["ms_per_step"]
+    if one_seed_ms is not None:
+      row["cost_vs_one_seed"] = round(row["ms_per_step"] / one_seed_ms, 3)
+    print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

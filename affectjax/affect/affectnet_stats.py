@@ -6,7 +6,7 @@ arousal 0.151) as REFERENCE.md suggests. A user's own AffectNet copy gives measu
 """
 import numpy as np
 
-from affectjax.data.example import EMOTIONS
+from affectjax.affect.emotions import EMOTIONS
 
 _ROWS = {  # class: (valence mean, valence std, arousal mean, arousal std)
     "neutral": (-0.062719, 0.183525, -0.019574, 0.147558),

@@ -25,14 +25,9 @@ class Ellipses(NamedTuple):
   counts: np.ndarray
 
 
-def fit_ellipses(labels, va, num_classes: int, ddof: int = 0) -> Ellipses:
-  """Alg. 1 lines 1-3: group the reference set by label, per-group VA mean and std, axis-aligned.
-
-  ddof=0 is the population std (numpy's default); the original notebook used pandas' default
-  ddof=1 (sample std), which differs by a factor sqrt(n / (n - 1)) (negligible for AffectNet).
-  Rows with label -1 or any non-finite VA are ignored. A class with no rows (fewer than ddof + 1)
-  gets a NaN centre and semi-axes; sample_va refuses to sample it.
-  """
+def labelled_va(labels, va, num_classes: int):
+  """The rows with a label and finite VA, as (int64 labels [M], float64 va [M, 2]); a clear error
+  for a VA array of the wrong shape or a label outside -1 (unknown) .. num_classes - 1."""
   labels = np.asarray(labels).reshape(-1)
   va = np.asarray(va, np.float64)
   if va.shape != (labels.shape[0], 2):
@@ -42,7 +37,18 @@ def fit_ellipses(labels, va, num_classes: int, ddof: int = 0) -> Ellipses:
     raise ValueError(f"labels must be -1 (unknown) or in 0..{num_classes - 1}; "
                      f"got {np.unique(labels[bad])[:5].tolist()}")
   keep = (labels >= 0) & np.all(np.isfinite(va), axis=1)
-  labels, va = labels[keep].astype(np.int64), va[keep]
+  return labels[keep].astype(np.int64), va[keep]
+
+
+def fit_ellipses(labels, va, num_classes: int, ddof: int = 0) -> Ellipses:
+  """Alg. 1 lines 1-3: group the reference set by label, per-group VA mean and std, axis-aligned.
+
+  ddof=0 is the population std (numpy's default); the original notebook used pandas' default
+  ddof=1 (sample std), which differs by a factor sqrt(n / (n - 1)) (negligible for AffectNet).
+  Rows with label -1 or any non-finite VA are ignored. A class with no rows (fewer than ddof + 1)
+  gets a NaN centre and semi-axes; sample_va refuses to sample it.
+  """
+  labels, va = labelled_va(labels, va, num_classes)
   counts = np.bincount(labels, minlength=num_classes)
   centers = np.full((num_classes, 2), np.nan)
   semi_axes = np.full((num_classes, 2), np.nan)

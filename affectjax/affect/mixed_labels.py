@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from affectjax.affect.ellipses import labelled_va
+
 __all__ = ["class_statistics", "gmm_labels", "euclid_labels", "fuse", "flip_labels",
            "va_only_labels"]
 
@@ -34,16 +36,7 @@ def class_statistics(labels, va, num_classes: int, within_std: bool = False,
   prior 0 and NaN mean and covariance, which gmm_labels never assigns.
   Returns numpy float64 (priors [C], means [C, 2], covs [C, 2, 2]).
   """
-  labels = np.asarray(labels).reshape(-1)
-  va = np.asarray(va, np.float64)
-  if va.shape != (labels.shape[0], 2):
-    raise ValueError(f"va must be [N, 2] with N = {labels.shape[0]} labels; got shape {va.shape}")
-  bad = (labels < -1) | (labels >= num_classes)
-  if bad.any():
-    raise ValueError(f"labels must be -1 (unknown) or in 0..{num_classes - 1}; "
-                     f"got {np.unique(labels[bad])[:5].tolist()}")
-  keep = (labels >= 0) & np.all(np.isfinite(va), axis=1)
-  labels, va = labels[keep].astype(np.int64), va[keep]
+  labels, va = labelled_va(labels, va, num_classes)
   if labels.size == 0:
     raise ValueError("class_statistics needs at least one row with a label and finite VA")
   counts = np.bincount(labels, minlength=num_classes).astype(np.float64)

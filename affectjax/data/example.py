@@ -9,9 +9,9 @@ from typing import Mapping
 
 import numpy as np
 
-# Categorical emotion order used everywhere in affectjax (AffectNet's ids 0-7).
-EMOTIONS = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
-NUM_EMOTIONS = len(EMOTIONS)
+# Categorical emotion order used everywhere in affectjax (AffectNet's ids 0-7): defined with the
+# label-space math in affectjax.affect.emotions, re-exported here.
+from affectjax.affect.emotions import EMOTIONS, NUM_EMOTIONS  # noqa: F401
 
 UNKNOWN_LABEL = -1
 

@@ -40,6 +40,9 @@ def validate(config) -> None:
   expect(0.0 < data.test_fraction < 1.0, f"config.data.test_fraction={data.test_fraction} must be in (0, 1)")
   expect(0.0 <= data.label_noise <= 1.0, f"config.data.label_noise={data.label_noise} must be in [0, 1]")
   expect(data.va_levels >= 0, f"config.data.va_levels={data.va_levels} must be >= 0")
+  if data.name == "synthetic_faces":
+    from affectjax.data.synthetic import presets
+    presets.validate(data, config_lib.base_config().data)
 
 
 def load(config) -> Splits:
@@ -58,14 +61,20 @@ def view_seed(seed: int, view: str) -> int:
   return (seed * 1_000_003 + zlib.crc32(view.encode())) % 2**31
 
 
+def synthetic_options(data, seed: int, view: str) -> dict:
+  """generate()'s arguments for one view of config.data (preset resolved; presets.py)."""
+  from affectjax.data.synthetic import presets
+  return dict(seed=view_seed(seed, view), num_identities=data.num_identities,
+              images_per_identity=data.images_per_identity, image_size=data.image_size,
+              label_noise=data.label_noise, identity_offset=VIEWS.index(view) * 100_000,
+              **presets.options(data))
+
+
 def synthetic_arrays(data, seed: int, view: str) -> dict:
   """Generates (or reads from cache) the synthetic faces of one view, annotations masked."""
   from affectjax.data import synthetic
-  arrays = synthetic.load_or_generate(
-      config_lib.cache_dir_of(data), seed=view_seed(seed, view),
-      num_identities=data.num_identities, images_per_identity=data.images_per_identity,
-      image_size=data.image_size, label_noise=data.label_noise,
-      identity_offset=VIEWS.index(view) * 100_000)
+  arrays = synthetic.load_or_generate(config_lib.cache_dir_of(data),
+                                      **synthetic_options(data, seed, view))
   arrays = dict(arrays)
   if data.num_classes == 7:  # drop contempt (id 7) for 7-class setups
     keep = arrays["label"] != 7

@@ -6,15 +6,24 @@ Two families of numbers:
   paper_metric_alignment reproduces the original notebook's Table 1 arithmetic exactly.
 A readout is either a [N] prediction or a [N, d] latent chunk compared dimension by dimension with
 the scalar target ("broadcast" readout, the original code's way of scoring a chunk).
+
+Like for like (the default readout of Table 1): every model's chunk is read out by the same linear
+map fitted on the training split (linear_readout, ridge on standardised inputs) and scored on
+held-out identities; the Vanilla VAE's chunks are chosen on the training split (best_chunks with
+readout='linear'). Discrete scores go through `normalised_probs`, one rule for every source
+(heads trained with sigmoid BCE: sigma(l_k) / sum_j sigma(l_j); softmax heads and probes: their
+probabilities), with the same floor; chance rows (`chance_*`) are closed forms of training
+statistics.
 """
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
-from scipy.special import log_softmax
+from scipy.special import expit, log_softmax, softmax
 
 AXES = ("valence", "arousal")
+PROB_FLOOR = 1e-3  # p <- (1 - eps) p + eps / K for every discrete readout: a CE capped at log(K / eps)
 
 
 def _readout_errors(readout, target) -> np.ndarray:
@@ -54,11 +63,110 @@ def continuous_alignment(pred_va, true_va) -> dict:
   out = {"n": int(keep.sum())}
   for i, axis in enumerate(AXES):
     err = _readout_errors(readouts[i], true_va[:, i])[keep]
-    out[f"mse_{axis}"] = float(np.mean(err**2))
-    out[f"mae_{axis}"] = float(np.mean(np.abs(err)))
+    out[f"mse_{axis}"] = float(np.mean(err**2)) if len(err) else float("nan")
+    out[f"mae_{axis}"] = float(np.mean(np.abs(err))) if len(err) else float("nan")
+    var = float(np.var(true_va[keep, i])) if len(err) else float("nan")
+    # R^2 = 1 - MSE / Var(truth) (sklearn's r2_score for a [N] readout; held-out variance)
+    out[f"r2_{axis}"] = 1.0 - out[f"mse_{axis}"] / var if var > 0 else float("nan")
   for m in ("mse", "mae"):
     out[f"{m}_combined"] = out[f"{m}_valence"] + out[f"{m}_arousal"]
   return out
+
+
+def linear_readout(train_x, train_y, test_x, alpha: float = 1e-3) -> np.ndarray:
+  """The like-for-like continuous readout: ridge regression of a scalar target on a representation.
+
+  Inputs are standardised with the training rows' mean and std; w = argmin |y - b - X w|^2 +
+  alpha * n * |w|^2 (closed form), fitted on training rows with a finite target and applied to
+  every test row. Returns the [N_test] predictions. The same function reads out every model (and
+  the pixel / factor ceilings), so identical representations get identical numbers.
+  """
+  x = np.asarray(train_x, np.float64).reshape(len(train_x), -1)
+  xt = np.asarray(test_x, np.float64).reshape(len(test_x), -1)
+  y = np.asarray(train_y, np.float64).reshape(-1)
+  keep = np.isfinite(y)
+  x, y = x[keep], y[keep]
+  if len(y) == 0:
+    raise ValueError("linear_readout: no training row has a finite target")
+  mean, std = x.mean(0), x.std(0)
+  std = np.where(std > 1e-8, std, 1.0)
+  xs, xts = (x - mean) / std, (xt - mean) / std
+  y0 = y.mean()
+  gram = xs.T @ xs + alpha * len(y) * np.eye(xs.shape[1])
+  w = np.linalg.solve(gram, xs.T @ (y - y0))
+  return xts @ w + y0
+
+
+def va_targets_to_classes(va, levels: int) -> np.ndarray:
+  """Discrete VA classes round(levels * va) + levels in 0..2 levels ([N, 2] -> [N, 2]); -1 where
+  the VA is unknown (NaN), so discrete_alignment drops those rows."""
+  va = np.asarray(va, np.float64)
+  cls = np.clip(np.round(levels * np.nan_to_num(va)), -levels, levels).astype(np.int64) + levels
+  return np.where(np.isfinite(va), cls, -1)
+
+
+def normalised_probs(scores, kind: str) -> np.ndarray:
+  """[N, K] probabilities from a discrete readout, scored as it was trained, then floored.
+
+  kind: 'sigmoid' (heads trained with per-class sigmoid BCE, LeVAsa Eq. 2: p_k = sigma(l_k) /
+  sum_j sigma(l_j)), 'softmax' (heads trained with softmax CE) or 'probs' (already a distribution,
+  e.g. a probe's predict_proba). Every kind is mixed with the uniform distribution,
+  p <- (1 - PROB_FLOOR) p + PROB_FLOOR / K, so that no source gets an infinite CE.
+  """
+  x = np.asarray(scores, np.float64)
+  if kind == "sigmoid":
+    s = expit(x)
+    p = s / s.sum(-1, keepdims=True)
+  elif kind == "softmax":
+    p = softmax(x, -1)
+  elif kind == "probs":
+    p = x / x.sum(-1, keepdims=True)
+  else:
+    raise ValueError(f"kind must be 'sigmoid', 'softmax' or 'probs'; got {kind!r}")
+  return (1.0 - PROB_FLOOR) * p + PROB_FLOOR / x.shape[-1]
+
+
+def expected_level(probs, levels: int) -> np.ndarray:
+  """The continuous VA a discrete readout implies: sum_k p_k (k - levels) / levels."""
+  grid = np.arange(-levels, levels + 1, dtype=np.float64) / levels
+  return np.asarray(probs, np.float64) @ grid
+
+
+def logistic_probs(train_x, train_cls, test_x, num_classes: int, seed: int = 0) -> np.ndarray:
+  """The like-for-like discrete readout: a multinomial logistic probe on standardised inputs,
+  fitted on training rows with a class >= 0; [N_test, num_classes] probabilities (classes never
+  seen in training get 0 before normalised_probs' floor)."""
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.pipeline import make_pipeline
+  from sklearn.preprocessing import StandardScaler
+  x = np.asarray(train_x, np.float64).reshape(len(train_x), -1)
+  t = np.asarray(train_cls).reshape(-1)
+  keep = t >= 0
+  probs = np.zeros((len(test_x), num_classes))
+  classes = np.unique(t[keep])
+  if len(classes) == 1:  # one class seen: the probe predicts it with certainty
+    probs[:, classes[0]] = 1.0
+    return probs
+  import warnings
+  from sklearn.exceptions import ConvergenceWarning
+  probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, random_state=seed))
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    probe.fit(x[keep], t[keep])
+  probs[:, probe.classes_] = probe.predict_proba(np.asarray(test_x, np.float64).reshape(len(test_x), -1))
+  return probs
+
+
+def chance_va(train_va, n_test: int) -> np.ndarray:
+  """Chance for Table 1(a) and Table 2: predict the training mean of each axis ([N_test, 2])."""
+  return np.broadcast_to(np.nanmean(np.asarray(train_va, np.float64), 0), (n_test, 2)).copy()
+
+
+def chance_probs(train_cls, num_classes: int, n_test: int) -> np.ndarray:
+  """Chance for Table 1(b): the training class frequencies n_k / n for every test row."""
+  t = np.asarray(train_cls).reshape(-1)
+  counts = np.bincount(t[t >= 0], minlength=num_classes).astype(np.float64)
+  return np.broadcast_to(counts / counts.sum(), (n_test, num_classes)).copy()
 
 
 def _split_pred(pred):
@@ -99,21 +207,34 @@ def discrete_alignment(logits_or_probs, target_classes, kind: str = "auto") -> f
   return float(-np.mean(logp[np.nonzero(keep)[0], t[keep]]))
 
 
-def best_chunks(chunks: dict, true_va, metric: str = "mse"):
+def best_chunks(chunks: dict, true_va, metric: str = "mse", readout: str = "broadcast"):
   """The Vanilla VAE's z_v and z_a by the paper's heuristic (Sec. 3.1): the two distinct chunks
-  that align best with valence and arousal.
+  that align best with valence and arousal. Pass the TRAINING split's chunks and VA: choosing on
+  the held-out split would let the test labels pick the readout.
 
-  Each chunk is scored by broadcast_errors against each axis; the pair (v, a), v != a, minimising
-  err_v[v] + err_a[a] is returned (ties: first in the dict's order). Returns
-  (valence_chunk_name, arousal_chunk_name, errors) with errors[name][axis] = broadcast_errors dict.
+  readout='broadcast': each chunk scored by broadcast_errors against each axis (the original
+  code's raw-chunk comparison); readout='linear': by the in-sample error of linear_readout
+  (the readout Table 1(a) scores, fitted and scored on the rows given). The pair (v, a), v != a,
+  minimising err_v[v] + err_a[a] is returned (ties: first in the dict's order). Returns
+  (valence_chunk_name, arousal_chunk_name, errors) with errors[name][axis] = {"mse", "mae"}.
   """
   if len(chunks) < 2:
     raise ValueError(f"best_chunks needs at least two chunks; got {list(chunks)}")
+  if readout not in ("broadcast", "linear"):
+    raise ValueError(f"readout must be 'broadcast' or 'linear'; got {readout!r}")
   true_va = np.asarray(true_va, np.float64)
-  errors = {name: {axis: broadcast_errors(z, true_va[:, i]) for i, axis in enumerate(AXES)}
+
+  def score(z, t):
+    if readout == "broadcast":
+      return broadcast_errors(z, t)
+    keep = np.isfinite(t)
+    err = linear_readout(np.asarray(z)[keep], t[keep], np.asarray(z)[keep]) - t[keep]
+    return {"mse": float(np.mean(err**2)), "mae": float(np.mean(np.abs(err)))}
+
+  errors = {name: {axis: score(z, true_va[:, i]) for i, axis in enumerate(AXES)}
             for name, z in chunks.items()}
-  score = lambda pair: errors[pair[0]]["valence"][metric] + errors[pair[1]]["arousal"][metric]
-  v_name, a_name = min(itertools.permutations(chunks, 2), key=score)
+  total = lambda pair: errors[pair[0]]["valence"][metric] + errors[pair[1]]["arousal"][metric]
+  v_name, a_name = min(itertools.permutations(chunks, 2), key=total)
   return v_name, a_name, errors
 
 

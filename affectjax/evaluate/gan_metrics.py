@@ -3,21 +3,36 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["smoothness_score", "ambiguous_targets", "reconstruction_error", "per_class_accuracy",
-           "angular_agreement"]
+__all__ = ["smoothness_score", "is_monotone", "ambiguous_targets", "reconstruction_error",
+           "per_class_accuracy", "angular_agreement", "similarity_agreement"]
 
 
-def smoothness_score(probs_along_path, eps=1e-12):
+def smoothness_score(probs_along_path, eps=1e-6):
   """Max one-interval increase of the target softmax over its total range (Sec. 5.2, Table 1).
 
   probs_along_path: [..., J] softmax score C(c | x_{c, rho_j}) along rho_0 < ... < rho_{J-1}.
-  Returns [...]: max_j (s_{j+1} - s_j) / (max_j s_j - min_j s_j); 1 is an abrupt switch, 1/(J-1)
-  the smoothest monotone ramp. A flat path (zero range) scores 1 (no gradual expression at all).
+  Returns [...]: max_j (s_{j+1} - s_j) / (max_j s_j - min_j s_j); lower is smoother: 1/(J-1) is the
+  smoothest rising ramp, 1 an abrupt switch. A path that does not rise overall (s_{J-1} - s_0 <=
+  eps: it falls or stays flat) never expresses the emotion and scores 1, the worst value.
+
+  Nothing scores below the ramp: a path with s_{J-1} > s_0 rises by max - min over at most J-1
+  intervals from its minimum to its maximum (or, when the maximum comes first, by more than the
+  range over the intervals before the maximum and after the minimum), so max increase >= range /
+  (J-1). The paper's text alone (clipping a negative increase to 0) would score a falling path 0,
+  better than any ramp.
   """
   s = np.asarray(probs_along_path, np.float64)
   inc = np.max(np.diff(s, axis=-1), axis=-1)
   rng = np.max(s, axis=-1) - np.min(s, axis=-1)
-  return np.where(rng > eps, np.clip(inc, 0, None) / np.maximum(rng, eps), 1.0)
+  rises = (s[..., -1] - s[..., 0]) > eps
+  return np.where(rises & (rng > eps), inc / np.maximum(rng, eps), 1.0)
+
+
+def is_monotone(probs_along_path, tol=0.01):
+  """True where the target softmax never falls by more than `tol` in one interval and rises overall
+  by more than `tol` (a path that expresses the emotion more at every step): [..., J] -> [...]."""
+  s = np.asarray(probs_along_path, np.float64)
+  return np.all(np.diff(s, axis=-1) >= -tol, axis=-1) & ((s[..., -1] - s[..., 0]) > tol)
 
 
 def ambiguous_targets(probs, top_k, batch_size=16):
@@ -75,3 +90,18 @@ def angular_agreement(learned, true):
   rots = [order_l[i:] + order_l[:i] for i in range(n)]
   match = any(r == order_t or r[::-1] == order_t for r in rots)
   return np.degrees(best), bool(match)
+
+
+def similarity_agreement(angles, features):
+  """Pearson r over pairs i < j between cos(angle_i - angle_j) (how alike two learned directions
+  are) and the cosine similarity of feature rows i and j (e.g. the emotions' AU prototypes): 1 when
+  emotions with similar AUs get similar directions. Invariant to rotating or reflecting the space.
+  angles [K], features [K, F] -> float (NaN when either similarity is constant)."""
+  a = np.asarray(angles, np.float64)
+  f = np.asarray(features, np.float64)
+  f = f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+  i, j = np.triu_indices(len(a), k=1)
+  sa, sf = np.cos(a[i] - a[j]), np.sum(f[i] * f[j], -1)
+  if np.std(sa) < 1e-12 or np.std(sf) < 1e-12:
+    return float("nan")
+  return float(np.corrcoef(sa, sf)[0, 1])

@@ -3,7 +3,9 @@
 config.model.space picks the variant: 'linear' (Sec. 4.1, Eqs. 1-8), 'gaussian' (Sec. 4.2, Eqs.
 9-10) or 'stargan' (one-hot conditions). One jitted step per iteration: a D step every iteration
 and a G step every optim.n_critic iterations under lax.cond (both branches compiled once).
-Evaluation (the classifier, FED, smoothness, ERE, accuracy, figures) is in ganmut_eval.py.
+The conditional space is one affectjax.affect.conditional.Space (pure functions per kind), chosen
+once from the config by `space_of`. Evaluation (the classifier, FED, smoothness, ERE, accuracy,
+figures) is in ganmut_eval.py, which receives this module's `generate` and D probabilities.
 """
 from __future__ import annotations
 
@@ -17,15 +19,17 @@ import optax
 from affectjax import losses, optim
 from affectjax.affect import conditional as cs
 from affectjax.config import ConfigError, check_choices, expect
+from affectjax.methods import ganmut_eval
 from affectjax.methods.base import Method, data_stream, resolve
 from affectjax.nn import stargan
 
-SPACES = ("linear", "gaussian", "stargan")
+SPACES = cs.KINDS
 CHOICES = {
     "model.space": SPACES,
+    "model.direction_param": cs.DIRECTION_PARAMS,
     "model.dtype": ("float32", "bfloat16"),
     "model.upsample": ("transpose", "subpixel"),
-    "loss.random_rho": ("disc", "polar", "original"),
+    "loss.random_rho": cs.RANDOM_RHO,
     "loss.cycle": ("eq8", "approximate"),
     "optim.g_step": ("auto", "cond", "masked"),
 }
@@ -42,8 +46,20 @@ class GanState:
 
 # ---------------------------------------------------------------- networks and codes
 
+def space_of(config) -> cs.Space:
+  """The run's conditional space (config.model.space), chosen once: every kind-specific step below
+  goes through it."""
+  m, l, e = config.model, config.loss, config.get("eval", {})
+  return cs.space_of(
+      m.space, config.data.num_classes, tau=l.tau, num_random=l.num_random,
+      code_noise=l.code_noise, random_rho=l.random_rho, cycle=l.cycle,
+      direction_param=m.get("direction_param", "angle"), div_on_all_rows=l.div_on_all_rows,
+      ere_radius_step=e.get("ere_radius_step", 0.05), ere_angle_steps=e.get("ere_angle_steps", 21),
+      ere_square_step=e.get("ere_square_step", 0.1))
+
+
 def code_dim(config):
-  return config.data.num_classes if config.model.space == "stargan" else 2
+  return space_of(config).code_dim
 
 
 def networks(config):
@@ -51,34 +67,13 @@ def networks(config):
   dtype = jnp.bfloat16 if m.dtype == "bfloat16" else jnp.float32
   gen = stargan.Generator(m.g_conv_dim, m.g_repeat_num, dtype, m.get("upsample", "transpose"))
   disc = stargan.Discriminator(config.data.image_size, m.d_conv_dim, m.d_repeat_num,
-                               config.data.num_classes, 0 if m.space == "stargan" else 2, dtype)
+                               config.data.num_classes, space_of(config).coord_dim, dtype)
   return gen, disc
 
 
 def init_space(key, config):
   """Learned conditional-space parameters, randomly initialised (Sec. 5, implementation details)."""
-  c = config.data.num_classes
-  if config.model.space == "linear":  # theta_c for the C-1 non-neutral emotions (Sec. 3)
-    return {"theta": jax.random.uniform(key, (c - 1,), maxval=2 * jnp.pi)}
-  if config.model.space == "gaussian":  # mu_c = tanh(w_c), Sigma_c from log-eigenvalues and angle
-    return {"w": 0.5 * jax.random.normal(key, (c, 2)), "log_eigs": jnp.zeros((c, 2)),
-            "angle": jnp.zeros((c,))}
-  return {}
-
-
-def directions(space):
-  return space["theta"]
-
-
-def modes(space):
-  """(mu [C, 2], Sigma [C, 2, 2]) of GGANmut (Sec. 4.2)."""
-  return cs.mode_means(space["w"]), cs.mode_covariances(space["log_eigs"], space["angle"])
-
-
-def linear_codes(space, labels, rho):
-  """z = (theta_c, rho) for emotions c, and 0 for neutral (c = 0) whatever rho (Sec. 4.1)."""
-  theta = space["theta"][jnp.clip(labels - 1, 0, None)]
-  return jnp.where((labels > 0)[:, None], cs.polar_to_xy(theta, rho), 0.0)
+  return space_of(config).init(key)
 
 
 def g_lr_scales(config):
@@ -92,40 +87,10 @@ def g_lr_scales(config):
 
 # ---------------------------------------------------------------- losses
 
-def _masked_mean(x, mask):
-  mask = mask.astype(jnp.float32)
-  return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
-def _ce(logits, labels, mask=None):
-  num_classes = logits.shape[-1]
-  valid = (labels >= 0) & (labels < num_classes)
-  if mask is not None:
-    valid = valid & mask
-  return _masked_mean(losses.softmax_cross_entropy(logits, jnp.clip(labels, 0, num_classes - 1)),
-                      valid)
-
-
 def sample_conditions(key, space, labels, config):
-  """Target codes for a batch: (code [N, k], target [N], rho [N], in_sc [N])."""
-  c, l = config.data.num_classes, config.loss
-  n = labels.shape[0]
-  k_perm, k_fill, k_code = jax.random.split(key, 3)
-  target = jax.random.permutation(k_perm, labels)  # c has the law of c' (Eqs. 4-5)
-  target = jnp.where(target >= 0, target, jax.random.randint(k_fill, (n,), 0, c))
-  space_kind = config.model.space
-  if space_kind == "linear":
-    z, rho, in_sc = cs.sample_codes(k_code, space["theta"], target, l.num_random, tau=l.tau,
-                                    noise=l.code_noise, random_rho=l.random_rho)
-    return z, target, rho, in_sc
-  if space_kind == "gaussian":
-    in_sc = jnp.arange(n) >= l.num_random
-    mode_target = (jnp.arange(n) - l.num_random) % c  # S_c rows cover every mode in turn
-    target = jnp.where(in_sc, mode_target, target)
-    mus, _ = modes(space)
-    z = jnp.where(in_sc[:, None], mus[mode_target], cs.sample_square(k_code, n))
-    return z, target, jnp.zeros(n), in_sc
-  return jax.nn.one_hot(target, c), target, jnp.ones(n), jnp.ones(n, bool)
+  """Target codes for a batch: (code [N, k], target [N], rho [N], in_sc [N]); `space` holds the
+  conditional space's parameters."""
+  return space_of(config).sample(key, space, labels)
 
 
 def d_loss_fn(d_params, fake, code, x, labels, key, disc, config):
@@ -138,64 +103,40 @@ def d_loss_fn(d_params, fake, code, x, labels, key, disc, config):
   src_f = both[0][n:]
   adv = losses.wgan_critic_loss(src_r, src_f)  # -L_adv without the GP term (Eq. 3)
   gp = losses.gradient_penalty(lambda im: apply(im)[0], x, fake, key)  # Eq. 3
-  cls = _ce(cls_r, labels)  # Eq. 5
+  cls = cs.masked_ce(cls_r, labels)  # Eq. 5
   total = adv + l.lambda_gp * gp + l.lambda_cls_real * cls
   info = jnp.zeros(())
-  if config.model.space != "stargan":
+  if space_of(config).coord_dim:  # D regresses the code of a learned space
     info = jnp.mean(jnp.sum(jnp.square(both[2][n:] - code), -1))  # Eq. 6
     total = total + l.lambda_info_d * info
-  acc = _masked_mean(jnp.argmax(cls_r, -1) == labels, labels >= 0)
+  acc = cs.masked_mean(jnp.argmax(cls_r, -1) == labels, labels >= 0)
   return total, {"d_loss": total, "d_adv": adv, "d_gp": gp, "d_cls": cls, "d_info": info,
                  "d_acc_real": acc, "d_wdist": -adv}
 
 
 def g_loss_fn(g_params, d_params, x, labels, key, gen, disc, config):
   """L_G (Eq. 2 for GANmut; Sec. 4.2 for GGANmut; StarGAN's objective for the baseline)."""
-  l, kind = config.loss, config.model.space
-  space = g_params["space"]
-  code, target, rho, in_sc = sample_conditions(key, space, labels, config)
+  l, space = config.loss, space_of(config)
+  params = g_params["space"]
+  code, target, rho, in_sc = space.sample(key, params, labels)
   g = lambda im, z: gen.apply({"params": g_params["net"]}, im, z)
   d = lambda im: disc.apply({"params": d_params}, im)
   fake = g(x, code)
   src_f, cls_f, coord_f = d(fake)
   adv = losses.wgan_generator_loss(src_f)  # Eq. 3
-  m = {"g_adv": adv}
-  if kind == "linear":
-    m["g_cls"] = _ce(cls_f, target, in_sc)  # Eq. 4 on S_c
-    m["g_rho"] = _masked_mean(jnp.square(cs.rho_hat(cls_f) - rho), rho > l.tau)  # Eq. 7
-    m["g_info"] = jnp.mean(jnp.sum(jnp.square(coord_f - code), -1))  # Eq. 6
-  elif kind == "gaussian":
-    mus, covs = modes(space)
-    p_z = cs.label_distribution(code, mus, covs)
-    q = jax.nn.softmax(cls_f, -1)
-    div_rows = jnp.ones_like(in_sc) if l.div_on_all_rows else ~in_sc
-    m["g_div"] = _masked_mean(losses.symmetric_kl(p_z, q), div_rows)  # Eq. 9
-    m["g_cls"] = _ce(cls_f, target, in_sc)  # Eq. 10
-  else:
-    m["g_cls"] = _ce(cls_f, target)
+  m = {"g_adv": adv, **space.g_terms(params, code, target, rho, in_sc, cls_f, coord_f)}
   # cycle back to the input's own condition (Eq. 8); D is fixed in the G step
   _, cls_r, coord_r = jax.lax.stop_gradient(d(x))
-  if kind == "stargan":
-    back = jax.nn.one_hot(labels, config.data.num_classes)
-  elif kind == "linear" and l.cycle == "approximate":  # original code: (theta_c', rho_hat(x))
-    back = linear_codes(space, labels, cs.rho_hat(cls_r))
-  else:
-    back = coord_r  # D_coord(x) (Eq. 8)
+  back = space.back_code(params, labels, cls_r, coord_r)
   m["g_rec"] = jnp.mean(jnp.abs(x - g(fake, back)))  # Eq. 8
   total = adv + l.lambda_rec * m["g_rec"] + l.lambda_cls_fake * m["g_cls"]
-  if kind == "linear":
-    total = total + l.lambda_info_g * m["g_info"] + l.lambda_rho * m["g_rho"]  # Eq. 2
-  elif kind == "gaussian":
-    total = total + l.lambda_div * m["g_div"]
+  for term, weight in space.g_weights:  # Eq. 2 (linear), Eq. 9's lambda_div (Gaussian)
+    total = total + l[weight] * m[term]
   m["g_loss"] = total
   return total, m
 
 
 eq1_d_loss, eq2_g_loss = d_loss_fn, g_loss_fn  # the defaults (make_method's arguments shadow them)
-
-G_METRICS = {"linear": ("g_adv", "g_cls", "g_rho", "g_info", "g_rec", "g_loss"),
-             "gaussian": ("g_adv", "g_div", "g_cls", "g_rec", "g_loss"),
-             "stargan": ("g_adv", "g_cls", "g_rec", "g_loss")}
 
 
 # ---------------------------------------------------------------- the method
@@ -231,6 +172,10 @@ def validate(config):
   expect(0.0 <= l.tau < 1.0, f"config.loss.tau={l.tau} must be in [0, 1)")
   expect(0 <= l.num_random <= config.train.batch_size,
          f"config.loss.num_random={l.num_random} must be in [0, train.batch_size]")
+  e = config.eval
+  for name in ("fed_faces", "ere_batches"):
+    expect(isinstance(e.get(name, 0), int) and e.get(name, 0) >= 0,
+           f"config.eval.{name}={e.get(name, 0)!r} must be a non-negative integer (0: all)")
   for name in ("d_fn", "g_fn"):
     try:
       resolve(l[name], d_loss_fn)
@@ -255,7 +200,7 @@ def make_method(config, data, *, d_loss_fn=None, g_loss_fn=None) -> Method:
   d_loss = d_loss_fn or resolve(config.loss.d_fn, eq1_d_loss)
   g_loss = g_loss_fn or resolve(config.loss.g_fn, eq2_g_loss)
   n_critic = int(o.n_critic)
-  kind = config.model.space
+  space = space_of(config)
   bgr = bool(config.data.get("bgr", False))
   gating = g_step_gating(config)
 
@@ -268,7 +213,7 @@ def make_method(config, data, *, d_loss_fn=None, g_loss_fn=None) -> Method:
     k_g, k_d, k_s = jax.random.split(key, 3)
     g_net = gen.init(k_g, x, jnp.zeros((1, code_dim(config))))["params"]
     d_net = disc.init(k_d, x)["params"]
-    g_params = {"net": g_net, "space": init_space(k_s, config)}
+    g_params = {"net": g_net, "space": space.init(k_s)}
     return GanState(jnp.zeros((), jnp.int32), g_params, d_net, g_player.init(g_params),
                     d_player.init(d_net))
 
@@ -278,7 +223,7 @@ def make_method(config, data, *, d_loss_fn=None, g_loss_fn=None) -> Method:
     k_code, k_gp, k_g = jax.random.split(key, 3)
     lr = d_player.lr(state.step)
     # D step (Eq. 1): codes and fakes are constants for D
-    code, _, _, _ = sample_conditions(k_code, state.g_params["space"], labels, config)
+    code, _, _, _ = space.sample(k_code, state.g_params["space"], labels)
     code = jax.lax.stop_gradient(code)
     fake = jax.lax.stop_gradient(gen.apply({"params": state.g_params["net"]}, x, code))
     (d_total, dm), d_grads = jax.value_and_grad(d_loss, has_aux=True)(
@@ -291,10 +236,10 @@ def make_method(config, data, *, d_loss_fn=None, g_loss_fn=None) -> Method:
       (_, gm), grads = jax.value_and_grad(g_loss, has_aux=True)(
           g_params, d_params, x, labels, k_g, gen, disc, config)
       g_params, g_opt = g_player.update(grads, g_opt, g_params, state.step)
-      return g_params, g_opt, {k: gm[k] for k in G_METRICS[kind]}
+      return g_params, g_opt, {k: gm[k] for k in space.g_metrics}
 
     def g_skip(args):
-      return args[0], args[1], {k: jnp.zeros(()) for k in G_METRICS[kind]}
+      return args[0], args[1], {k: jnp.zeros(()) for k in space.g_metrics}
 
     do_g = (state.step + 1) % n_critic == 0
     if gating == "cond":
@@ -305,12 +250,28 @@ def make_method(config, data, *, d_loss_fn=None, g_loss_fn=None) -> Method:
       g_params, g_opt, gm = jax.tree.map(lambda a, b: jnp.where(do_g, a, b), new, old)
     metrics = {**dm, **gm, "g_step": do_g.astype(jnp.float32), "lr": lr,
                "loss": d_total + gm["g_loss"]}
-    if kind == "linear":
-      metrics["theta_mean"] = jnp.mean(g_params["space"]["theta"])
+    metrics.update(space.log(g_params["space"]))  # e.g. the mean direction (linear)
     return GanState(state.step + 1, g_params, d_params, g_opt, d_opt), metrics
 
-  from affectjax.methods import ganmut_eval  # evaluation: classifier, FED, smoothness, ERE
+  def generate(state, batch, key):
+    """G(x, z) for RGB images batch['image'] [N, H, W, 3] (RGB out, whatever the training channel
+    order). batch['code'] [N, k] gives the conditions; without it, random codes of the space as
+    for FED (Sec. 5), drawn with `key` (from batch['label'] where the space needs labels)."""
+    x = prep(batch["image"])
+    if "code" in batch:
+      code = jnp.asarray(batch["code"], jnp.float32)
+    else:
+      labels = jnp.asarray(batch.get("label", jnp.zeros(x.shape[0], jnp.int32)), jnp.int32)
+      code = space.random_codes(key, state.g_params["space"], labels)
+    y = gen.apply({"params": state.g_params["net"]}, x, code)
+    return y[..., ::-1] if bgr else y
+
+  def d_probs(state, images):
+    """D_cls's softmax over the emotions for RGB images [N, H, W, 3]."""
+    return jax.nn.softmax(disc.apply({"params": state.d_params}, prep(images))[1], -1)
+
+  hooks = dict(config=config, space=space, generate=generate, d_probs=d_probs)
   return Method(init=init, train_step=train_step,
                 streams=data_stream(data, config, keys=("image", "label")),
-                evaluate=functools.partial(ganmut_eval.evaluate, config=config),
-                report=functools.partial(ganmut_eval.report, config=config))
+                evaluate=functools.partial(ganmut_eval.evaluate, **hooks),
+                report=functools.partial(ganmut_eval.report, **hooks), generate=generate)

@@ -1,7 +1,17 @@
-"""The evaluator emotion classifier of GANmut's Section 5 (the paper's VGGNet), trained by
-affectjax on the run's own training split and saved with the run (workdir/evaluator/)."""
+"""The evaluator emotion classifier of GANmut's Section 5 (the paper's VGGNet role).
+
+It is the dual_domain method (methods/dual_domain.py) with one-hot labels, a VGG backbone and no
+VA head (configs/dual_domain.py:evaluator), trained by the one training loop (checkpoints, NaN
+guard, logs, progress) on the GANmut run's own data config, with the GANmut config's
+eval.classifier_* fields. It is cached in a directory named by a hash of that classifier config,
+under config.eval.classifier_dir (or workdir/evaluator), and reused whenever the same classifier
+config is asked for again, so GANmut's metrics and dual-domain fusion share one classifier.
+"""
 from __future__ import annotations
 
+import copy
+import hashlib
+import importlib.util
 import json
 import os
 
@@ -9,80 +19,121 @@ import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from affectjax import losses
-from affectjax.nn.classifier import VGGClassifier
+_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "configs")
+# Fields that change neither the data nor the training (left out of the cache key).
+_NOT_KEYED = ("train.progress", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
+              "data.cache_dir", "data.tfds_dir", "data.num_parallel_calls", "data.prefetch")
+VARIABLES = "variables.msgpack"
+
+
+def _dual_domain_config(arg: str):
+  spec = importlib.util.spec_from_file_location("configs_dual_domain",
+                                                os.path.join(_CONFIGS, "dual_domain.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def classifier_config(config):
+  """The dual_domain:evaluator config for a GANmut config: same data and seed, its eval.classifier_*
+  fields (steps, batch, lr, widths)."""
+  e = config.eval
+  c = _dual_domain_config("evaluator")
+  with c.unlocked():
+    c.data = copy.deepcopy(config.data)
+  c.seed = config.seed
+  c.model.widths = tuple(e.classifier_widths)
+  c.train.num_steps = e.classifier_steps
+  c.train.batch_size = e.classifier_batch
+  c.train.checkpoint_every = min(1000, e.classifier_steps)
+  c.train.log_every = max(1, min(100, e.classifier_steps))
+  c.train.progress = bool(config.train.progress)
+  c.optim.lr = e.classifier_lr
+  c.eval.batch_size = e.batch_size
+  return c
+
+
+def config_hash(c) -> str:
+  """A short hash of the classifier config's fields that matter (sorted JSON)."""
+  flat = json.loads(c.to_json_best_effort(sort_keys=True))
+  for path in _NOT_KEYED:
+    section, field = path.split(".")
+    flat.get(section, {}).pop(field, None)
+  return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def model_of(config):
-  return VGGClassifier(config.data.num_classes, tuple(config.eval.classifier_widths))
+  """The evaluator network of a GANmut config."""
+  from affectjax.methods import dual_domain
+  return dual_domain.build_model(classifier_config(config))
 
 
 def classify_fn(model):
   @jax.jit
-  def classify(params, x):
-    logits, feats = model.apply({"params": params}, x)
+  def classify(variables, x):
+    logits, _, feats = model.apply(variables, x, train=False)
     return jax.nn.softmax(logits, -1), feats
   return classify
 
 
 def run(classify, params, images, bs):
   """(softmax [N, C], penultimate features [N, F]) as numpy, in batches of bs."""
-  ps, fs = [], []
-  for i in range(0, len(images), bs):
-    p, f = classify(params, jnp.asarray(images[i:i + bs]))
-    ps.append(np.asarray(p)), fs.append(np.asarray(f))
-  return np.concatenate(ps), np.concatenate(fs)
+  from affectjax.evaluate.inference import batched
+  return batched(lambda x: classify(params, jnp.asarray(x)), np.asarray(images), bs)
 
 
-def train(data, config, key):
-  """Cross-entropy training with Adam on the labelled training images; returns params."""
-  e = config.eval
-  model = model_of(config)
-  t = data.train.gather(np.arange(len(data.train)))
-  keep = (t["label"] >= 0) & (t["label"] < config.data.num_classes)
-  x, y = t["image"][keep].astype(np.float32), t["label"][keep].astype(np.int32)
-  k_init, k_data = jax.random.split(key)
-  params = model.init(k_init, jnp.asarray(x[:1]))["params"]
-  tx = optax.adam(e.classifier_lr)
-  opt = tx.init(params)
+def data_fingerprint(data) -> str:
+  """A short hash of the splits a classifier is trained on: sizes, every training label, the first
+  training and test images (so two different datasets never share a cached classifier)."""
+  h = hashlib.sha256()
+  for split in (data.train, data.test):
+    h.update(str(len(split)).encode())
+    first = split.gather(np.arange(min(16, len(split))))
+    h.update(np.ascontiguousarray(first["image"], np.float32).tobytes())
+  from affectjax.data import source as source_lib
+  labels = (data.train.arrays["label"] if hasattr(data.train, "arrays")
+            else source_lib.read_field(data.train, "label"))
+  h.update(np.ascontiguousarray(labels, np.int64).tobytes())
+  return h.hexdigest()[:8]
 
-  @jax.jit
-  def step(params, opt, xb, yb):
-    def loss_fn(p):
-      logits, _ = model.apply({"params": p}, xb)
-      return jnp.mean(losses.softmax_cross_entropy(logits, yb))
-    loss, g = jax.value_and_grad(loss_fn)(params)
-    upd, opt = tx.update(g, opt, params)
-    return optax.apply_updates(params, upd), opt, loss
 
-  rng = np.random.default_rng(int(jax.random.randint(k_data, (), 0, 2**31 - 1)))
-  for _ in range(e.classifier_steps):
-    idx = rng.integers(0, len(x), e.classifier_batch)
-    xb = x[idx]
-    flip = rng.random(len(idx)) < 0.5  # horizontal flips: expressions are near symmetric
-    xb[flip] = xb[flip][:, :, ::-1]
-    params, opt, _ = step(params, opt, xb, y[idx])
-  return params
+def cache_dir(config, workdir, data=None) -> str:
+  """config.eval.classifier_dir (or workdir/evaluator) / <classifier config hash>[-<data hash>]."""
+  base = config.eval.classifier_dir or os.path.join(workdir, "evaluator")
+  name = config_hash(classifier_config(config))
+  return os.path.join(base, name if data is None else f"{name}-{data_fingerprint(data)}")
 
 
 def load_or_train(data, config, workdir):
-  """The evaluator saved in config.eval.classifier_dir (or workdir/evaluator), trained if absent."""
-  d = config.eval.classifier_dir or os.path.join(workdir, "evaluator")
-  path = os.path.join(d, "params.msgpack")
-  model = model_of(config)
-  template = model.init(jax.random.key(0), jnp.zeros((1, config.data.image_size,
-                                                        config.data.image_size, 3)))["params"]
+  """(variables, model) of the evaluator for a GANmut config: read from its cache directory
+  (config.eval.classifier_dir or workdir/evaluator, then the classifier config's hash), else
+  trained there by affectjax.train.train_and_evaluate (a killed training resumes) and saved.
+
+  data: the splits to train on (GANmut's own; their fingerprint joins the cache key), or None for
+  the splits the data config loads.
+  """
+  from affectjax import train
+  from affectjax.methods import dual_domain
+  c = classifier_config(config)
+  d = cache_dir(config, workdir, data)
+  path = os.path.join(d, VARIABLES)
+  model = dual_domain.build_model(c)
   if os.path.exists(path):
     with open(path, "rb") as f:
-      return flax.serialization.from_bytes(template, f.read()), model
-  params = train(data, config, jax.random.key(config.seed + 1234))
-  os.makedirs(d, exist_ok=True)
-  with open(path + ".tmp", "wb") as f:
-    f.write(flax.serialization.to_bytes(params))
-  os.replace(path + ".tmp", path)
-  with open(os.path.join(d, "info.json"), "w") as f:
-    json.dump({"widths": list(config.eval.classifier_widths), "steps": config.eval.classifier_steps,
-               "num_classes": config.data.num_classes, "image_size": config.data.image_size}, f)
-  return params, model
+      variables = flax.serialization.msgpack_restore(f.read())
+    return jax.tree.map(jnp.asarray, variables), model
+  state, metrics = train.train_and_evaluate(c, d, **({} if data is None else {"splits": data}))
+  state = train.host_state(state)
+  variables = {"params": state.params}
+  if state.batch_stats is not None:
+    variables["batch_stats"] = state.batch_stats
+  if train.is_writer():
+    with open(path + ".tmp", "wb") as f:
+      f.write(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, variables)))
+    os.replace(path + ".tmp", path)
+    with open(os.path.join(d, "evaluator.json"), "w") as f:
+      json.dump({"hash": os.path.basename(d), "metrics": {k: v for k, v in metrics.items()
+                                                         if isinstance(v, float)}}, f, indent=1)
+  return jax.tree.map(jnp.asarray, variables), model

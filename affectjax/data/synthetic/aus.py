@@ -76,14 +76,15 @@ for _src, _row in _CONFUSIONS.items():
 
 
 def sample_expressions(rng: np.random.Generator, n: int, compound_fraction: float,
-                       neutral_fraction: float):
+                       neutral_fraction: float, intensity_min: float = INTENSITY_THRESHOLD,
+                       intensity_max: float = 1.0):
   """Draws (mixture [n, 8], intensity [n]) for n images.
 
   Each image has a primary expressive emotion (uniform over the 7 non-neutral ones); a
   `compound_fraction` of images mix in a second one with weight in [0.2, 0.45] (so the primary
   stays the argmax). The neutral column of the mixture is always 0: neutrality is low intensity.
   A `neutral_fraction` of images get intensity U(0, INTENSITY_THRESHOLD) (labelled neutral), the
-  rest U(INTENSITY_THRESHOLD, 1).
+  rest U(intensity_min, intensity_max), the expressive range (INTENSITY_THRESHOLD <= min <= max).
   """
   k = NUM_EMOTIONS - 1
   primary = rng.integers(0, k, n)
@@ -95,7 +96,8 @@ def sample_expressions(rng: np.random.Generator, n: int, compound_fraction: floa
   mix[rows, secondary + 1] += w2
   is_neutral = rng.random(n) < neutral_fraction
   t = INTENSITY_THRESHOLD
-  intensity = np.where(is_neutral, rng.uniform(0.0, t, n), rng.uniform(t, 1.0, n))
+  intensity = np.where(is_neutral, rng.uniform(0.0, t, n),
+                       rng.uniform(intensity_min, intensity_max, n))
   return mix, intensity.astype(np.float32)
 
 

@@ -1,7 +1,9 @@
-"""On-disk cache of generated datasets: one .npz per (generator VERSION, arguments)."""
+"""On-disk cache of generated datasets: one .npz per (generator VERSION, all of its arguments)."""
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import json
 import os
 import tempfile
@@ -9,13 +11,34 @@ import warnings
 
 import numpy as np
 
+_generate_module = importlib.import_module("affectjax.data.synthetic.generate")
+
 # Bump whenever the generator's output changes, so old caches are not reused.
 VERSION = 1
+_SIGNATURE = inspect.signature(_generate_module.generate)  # the key's arguments and defaults
+
+
+def cache_key(**generate_kwargs) -> dict:
+  """Every argument of generate, defaults filled in (so the key changes with any option and
+  passing a default explicitly or not names the same file); floats as floats (1 and 1.0 agree)."""
+  signature = _SIGNATURE
+  bound = signature.bind(**generate_kwargs)
+  bound.apply_defaults()
+  out = {}
+  for k, v in bound.arguments.items():
+    default = signature.parameters[k].default
+    if isinstance(default, float) and isinstance(v, (int, np.integer, np.floating)):
+      v = float(v)
+    elif isinstance(v, np.generic):
+      v = v.item()
+    out[k] = v
+  return out
 
 
 def cache_path(cache_dir: str, **generate_kwargs) -> str:
   """The file that holds generate(**generate_kwargs) under cache_dir."""
-  key = json.dumps({"version": VERSION, **generate_kwargs}, sort_keys=True, default=str)
+  key = json.dumps({"version": VERSION, **cache_key(**generate_kwargs)}, sort_keys=True,
+                   default=str)
   digest = hashlib.sha256(key.encode()).hexdigest()[:16]
   return os.path.join(cache_dir, f"synthetic_faces_v{VERSION}_{digest}.npz")
 

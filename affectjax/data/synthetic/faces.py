@@ -35,8 +35,19 @@ _IRIS = np.array([[0.3, 0.18, 0.1], [0.15, 0.1, 0.06], [0.3, 0.45, 0.65], [0.35,
                   [0.5, 0.38, 0.2]])
 
 
-def sample_identities(seed: int, num: int, offset: int = 0) -> dict:
-  """Per-identity parameters {name: [num] or [num, 3]} for identities offset..offset+num-1."""
+# Reference colours that `colour_variety` < 1 pulls every identity's colours towards.
+_COLOUR_REFERENCE = {"skin": 0.5 * (_LIGHT_SKIN + _DARK_SKIN), "hair": np.array([0.3, 0.2, 0.12]),
+                     "iris": np.array([0.3, 0.28, 0.2]), "bg": np.full(3, 0.575),
+                     "shirt": np.full(3, 0.5)}
+
+
+def sample_identities(seed: int, num: int, offset: int = 0, colour_variety: float = 1.0) -> dict:
+  """Per-identity parameters {name: [num] or [num, 3]} for identities offset..offset+num-1.
+
+  `colour_variety` scales how far skin, hair, iris, background and shirt colours spread around
+  fixed reference colours (1: the full variety, 0: everyone shares the reference colours); the
+  draws are the same whatever its value, so identity i keeps its geometry.
+  """
   rng = np.random.default_rng([seed, offset, 11])
   u = rng.random((num, len(_IDENTITY_RANGES) + 24))  # fixed draws per identity, in order
   out = {}
@@ -53,6 +64,11 @@ def sample_identities(seed: int, num: int, offset: int = 0) -> dict:
   out["iris"] = _IRIS[(c[:, 7] * len(_IRIS)).astype(int)]
   out["bg"] = 0.35 + 0.45 * (0.5 * c[:, 8:9] + 0.5 * c[:, 9:12])  # muted: grey plus a tint
   out["shirt"] = 0.15 + 0.7 * c[:, 12:15]
+  if colour_variety != 1.0:  # (exactly 1 leaves every colour untouched)
+    for name, ref in _COLOUR_REFERENCE.items():
+      out[name] = ref + colour_variety * (out[name] - ref)
+    out["lips"] = out["skin"] * np.array([0.8, 0.45, 0.45])
+    out["brow"] = 0.45 * out["hair"] + 0.55 * np.minimum(out["hair"], 0.15)
   bald = c[:, 20] < 0.06
   out["hairline"] = np.where(bald, 3.0, out["hairline"])
   out["hair_vol"] = np.where(bald, -0.2, out["hair_vol"])
@@ -79,6 +95,22 @@ def sample_light(rng: np.random.Generator, n: int, jitter: float = 1.0) -> dict:
       "brightness": 1.0 + rng.uniform(-0.15, 0.12, n) * jitter,
       "warmth": rng.uniform(-1.0, 1.0, n) * jitter,
   }
+
+
+# Face point (face units, y up) that zoom keeps in place: the middle of the expressive features,
+# between the brows and the chin, so zooming in fills the frame with them.
+ZOOM_ANCHOR_Y = -0.15
+
+
+def zoomed(pose: dict, zoom: float, unit: float) -> dict:
+  """`pose` with the face `zoom` times larger about ZOOM_ANCHOR_Y (`unit`: image widths per face
+  unit at scale 1); zoom 1 returns `pose` itself."""
+  if zoom == 1.0:
+    return pose
+  # image y of the anchor: centre + shift_y - ZOOM_ANCHOR_Y * unit * scale, kept fixed
+  scale = np.asarray(pose["scale"])
+  shift = -ZOOM_ANCHOR_Y * unit * (1.0 - zoom) * scale
+  return dict(pose, scale=scale * zoom, shift_y=pose["shift_y"] + shift)
 
 
 def frontal(n: int) -> tuple[dict, dict]:

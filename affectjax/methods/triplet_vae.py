@@ -1,0 +1,444 @@
+"""The triplet VAE: VAE, M1 and M2 on 3D landmarks (../shared/papers/triplet_vae.md).
+
+VAE: q(z | x), p(x | z) with symmetric fully connected ELU networks. M1 (Sec. III-A): both
+networks also take the person's neutral face y, p(x | y, z) = N(f(y, z), sigma^2 I) (Eqs. 1-5).
+M2 (Sec. III-B): M1 with the prior p(Z) = p_T(Z | S) p_N(Z) (Eqs. 6-7), p_T the weighted softplus
+triplet prior with topological variance gamma, trained on data batches of B faces and triplet
+batches of V triplets (Eq. 11). beta anneals the KL linearly from 0 to 1 (Eq. 13); variant m2
+anneals the KL only, m2_prior the whole prior (KL and triplet term). The model with the highest
+validation ELBO, checked every config.eval.select_every steps, is kept in the state (best_params)
+and is the one represented and evaluated (Sec. V-C).
+
+Data preparation (Sec. IV, V-A) happens in make_method on the host: landmarks rotated to the
+neutral (frontal) pose, centred between the eyes, inter-ocular distance 1, minus the training mean;
+the training split's people divided into train/validation (test: the loaded test split); artificial
+triplets from labels and intensities (posed data) or simulated crowd triplets from AU intensities.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from affectjax import losses, optim
+from affectjax.affect import triplets as trip_lib
+from affectjax.config import ConfigError, check_choices, expect
+from affectjax.data import landmarks as lm
+from affectjax.data import source as source_lib
+from affectjax.data.source import ArraySource
+from affectjax.data.sources import Splits
+from affectjax.methods.base import Method, Stream, resolve
+from affectjax.nn.landmark_mlp import LandmarkVAE
+
+VARIANTS = ("vae", "m1", "m2", "m2_prior")
+CHOICES = {
+    "variant": VARIANTS,
+    "triplets.kind": ("artificial", "crowd"),
+    "loss.scaling": ("per_point", "literal"),
+    "eval.task": ("emotion", "valence_sign"),
+}
+
+# BU-3DFE / BP4D 83-point layout (0-based): each eye contour is 8 points (0-7 and 8-15) with the
+# corners at 0, 4 and 8, 12 and the lower lid at 5-7 and 13-15; the nose is 36-47. The datasets'
+# documentation gives this order; check it against a real copy (config.data.eye_points overrides).
+LOWER_EYELID_83 = ((5, 6, 7), (13, 14, 15))
+RIGID_83 = (0, 4, 8, 12) + tuple(range(36, 48))
+LAYOUTS = {68: (lm.LOWER_EYELID_68, lm.RIGID_68), 83: (LOWER_EYELID_83, RIGID_83)}
+VALENCE_MARGIN = 0.2  # eval.task='valence_sign': faces with |valence| < this are unlabelled
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  best_params: Any  # the model with the highest validation ELBO so far (Sec. V-C)
+  best_elbo: jax.Array
+  best_step: jax.Array
+
+
+def uses_neutral(config) -> bool:
+  return config.variant != "vae"
+
+
+def uses_triplets(config) -> bool:
+  return config.variant in ("m2", "m2_prior")
+
+
+def validate(config):
+  """The triplet VAE's own fields; one ConfigError line each (before any data is read)."""
+  check_choices(config, CHOICES)
+  m, l, t, e = config.model, config.loss, config.triplets, config.eval
+  expect(m.latent_dim > 0, f"config.model.latent_dim={m.latent_dim} must be > 0")
+  for name in ("encoder_hidden", "decoder_hidden"):
+    expect(all(int(w) > 0 for w in m[name]), f"config.model.{name}={tuple(m[name])}: widths must be > 0")
+  expect(0.0 <= m.dropout_rate < 1.0, f"config.model.dropout_rate={m.dropout_rate} must be in [0, 1)")
+  expect(l.variance > 0, f"config.loss.variance={l.variance} must be > 0")
+  expect(l.gamma > 0, f"config.loss.gamma={l.gamma} must be > 0")
+  expect(l.num_samples >= 1, f"config.loss.num_samples={l.num_samples} (L) must be >= 1")
+  expect(l.triplet_samples >= 1, f"config.loss.triplet_samples={l.triplet_samples} (M) must be >= 1")
+  expect(l.anneal_steps >= 0, f"config.loss.anneal_steps={l.anneal_steps} must be >= 0")
+  expect(t.batch_size >= 1, f"config.triplets.batch_size={t.batch_size} (V) must be >= 1")
+  for name in ("num_train", "num_val", "num_test", "per_image"):
+    expect(t[name] >= 1, f"config.triplets.{name}={t[name]} must be >= 1")
+  expect(t.votes >= 1 and t.votes % 2 == 1, f"config.triplets.votes={t.votes} must be odd (no ties)")
+  expect(t.noise >= 0, f"config.triplets.noise={t.noise} must be >= 0")
+  expect(0.0 < config.data.val_fraction < 1.0,
+         f"config.data.val_fraction={config.data.val_fraction} must be in (0, 1)")
+  expect(e.select_every >= 1, f"config.eval.select_every={e.select_every} must be >= 1")
+  expect(e.max_val_examples >= 1, f"config.eval.max_val_examples={e.max_val_examples} must be >= 1")
+  expect(e.batch_size >= 1, f"config.eval.batch_size={e.batch_size} must be >= 1")
+  name = config.data.name
+  expect(name in ("synthetic_faces", "bu3dfe", "bp4d"),
+         f"config.data.name={name!r}: the triplet VAE needs 3D landmarks (synthetic_faces, bu3dfe, bp4d)")
+  expect(not (name == "bp4d" and t.kind == "artificial"),
+         "config.triplets.kind='artificial' needs labels and intensities; bp4d has AUs only: use 'crowd'")
+  expect(not (name == "bu3dfe" and t.kind == "crowd"),
+         "config.triplets.kind='crowd' needs AU intensities; bu3dfe has none: use 'artificial'")
+  expect(not (name != "synthetic_faces" and e.task == "valence_sign"),
+         f"config.eval.task='valence_sign' needs the synthetic faces' true valence, not {name}")
+  expect(config.data.view == "full" or name != "synthetic_faces",
+         f"config.data.view={config.data.view!r}: the triplet VAE needs the 'full' view (landmarks)")
+  try:
+    resolve(l.fn, eq11_loss)
+  except (ImportError, ValueError) as err:
+    raise ConfigError(f"config.loss.fn={l.fn!r}: {err}") from None
+
+
+# ---------------------------------------------------------------- data preparation (Sec. IV, V-A)
+
+@dataclasses.dataclass
+class TripletSource:
+  """The 'triplets' stream: triplet t's three faces (ref, +, -) and their neutral faces.
+
+  gather -> {'landmarks': [b, 3, K, 3], 'neutral_landmarks': [b, 3, K, 3], 'weight': [b]}."""
+  triplets: np.ndarray
+  weights: np.ndarray
+  landmarks: np.ndarray
+  neutral: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.triplets)
+
+  def gather(self, indices) -> dict:
+    t = self.triplets[np.asarray(indices)]
+    return {"landmarks": self.landmarks[t], "neutral_landmarks": self.neutral[t],
+            "weight": self.weights[np.asarray(indices)]}
+
+
+@dataclasses.dataclass
+class Part:
+  """One prepared split: preprocessed faces, annotations and its triplets (numpy)."""
+  landmarks: np.ndarray  # [N, K, 3] float32, preprocessed, minus the training mean
+  neutral: np.ndarray  # [N, K, 3] the same for each face's neutral face
+  label: np.ndarray  # [N] int, -1 unknown (emotion or valence sign, eval.task)
+  intensity: np.ndarray  # [N] float (expression degree; 0 unknown)
+  factors: np.ndarray  # [N, F] regression targets (true AUs / intensity), NaN unknown
+  identity: np.ndarray  # [N] int
+  triplets: dict  # {'artificial' | 'crowd': (triplets [T, 3], weights [T])}
+
+  def arrays(self) -> dict:
+    return {"landmarks": self.landmarks, "neutral_landmarks": self.neutral}
+
+
+def _read_all(split, keys) -> dict:
+  if isinstance(split, ArraySource):
+    return {k: np.asarray(split.arrays[k]) for k in keys}
+  return {k: source_lib.read_field(split, k) for k in keys}
+
+
+def _factor(metadata, factors, name):
+  names = tuple(metadata.get("factor_names", ()))
+  return factors[:, names.index(name)] if name in names else None
+
+
+def _raw(config, split, metadata) -> dict:
+  """Landmarks and annotations of a split, pose undone and normalised (before the mean)."""
+  d = _read_all(split, ("landmarks", "neutral_landmarks", "label", "identity", "factors"))
+  x, y = d["landmarks"].astype(np.float64), d["neutral_landmarks"].astype(np.float64)
+  k = x.shape[1]
+  eyes, rigid = LAYOUTS.get(k, (None, None))
+  if config.data.eye_points:
+    left, right = config.data.eye_points.split(";")
+    eyes = (tuple(int(i) for i in left.split(",")), tuple(int(i) for i in right.split(",")))
+  if eyes is None:
+    raise ValueError(f"{k} landmarks per face: no eye layout known; set config.data.eye_points")
+  ok = np.all(np.isfinite(x.reshape(len(x), -1)), 1) & np.all(np.isfinite(y.reshape(len(y), -1)), 1)
+  if not ok.all():
+    print(f"triplet_vae: {int((~ok).sum())} faces without finite landmarks or neutral face skipped")
+  d = {key: v[ok] for key, v in d.items()}
+  x, y = x[ok], y[ok]
+  factors = d["factors"].astype(np.float64).reshape(len(x), -1)
+  if metadata.get("name") == "synthetic_faces":  # the renderer's pose is the data's pose estimate
+    rot = lm.synthetic_pose_rotation(_factor(metadata, factors, "roll"), _factor(metadata, factors, "yaw"))
+    x, y = lm.preprocess(x, rotation=rot, eyes=eyes), lm.preprocess(y, rotation=rot, eyes=eyes)
+  else:  # no pose estimates in the files: Kabsch onto the person's neutral face (rigid points)
+    x, y = lm.preprocess(x, reference=y, rigid=rigid, eyes=eyes), lm.preprocess(y, eyes=eyes)
+  label = emotion = d["label"].astype(np.int64).reshape(-1)
+  if metadata.get("name") == "synthetic_faces":
+    from affectjax.data.synthetic import AU_NAMES
+    intensity = _factor(metadata, factors, "intensity")
+    targets = factors[:, :len(AU_NAMES)]
+    au = targets
+    if config.eval.task == "valence_sign":
+      v = _factor(metadata, factors, "valence")
+      label = np.where(np.abs(v) >= VALENCE_MARGIN, (v > 0).astype(np.int64), -1)
+  elif config.data.name == "bu3dfe":
+    intensity = factors[:, 0]
+    targets, au = factors[:, :1], None
+  else:  # bp4d: AU occurrences (NaN unknown); unknown counts as absent for the simulated crowd
+    intensity = np.zeros(len(x))
+    targets = factors
+    au = np.nan_to_num(factors, nan=0.0)
+  return {"x": x, "y": y, "label": label, "intensity": np.nan_to_num(intensity), "targets": targets,
+          "au": au, "emotion": emotion, "identity": d["identity"].astype(np.int64).reshape(-1)}
+
+
+def _take(raw: dict, mask) -> dict:
+  return {k: (None if v is None else v[mask]) for k, v in raw.items()}
+
+
+def _triplet_seed(seed: int, split: int, kind: int) -> int:
+  return (int(seed) * 1_000_003 + 7919 * split + 104_729 * kind + 11) % 2**31
+
+
+def _part(config, raw: dict, mean, split_no: int, num_triplets: int) -> Part:
+  t = config.triplets
+  trips = {}
+  if config.data.name != "bp4d" and (raw["emotion"] >= 0).sum() >= 3:  # posed: the three rules
+    trips["artificial"] = (trip_lib.artificial_triplets(_triplet_seed(config.seed, split_no, 0),
+                                                       raw["emotion"], raw["intensity"], num_triplets),
+                           np.ones(num_triplets, np.float32))
+  if raw["au"] is not None and len(raw["x"]) >= 3:
+    trips["crowd"] = trip_lib.crowd_triplets(_triplet_seed(config.seed, split_no, 1), raw["au"],
+                                             n_per_image=t.per_image, votes=t.votes, noise=t.noise)
+  return Part(landmarks=lm.subtract_mean(raw["x"], mean).astype(np.float32),
+              neutral=lm.subtract_mean(raw["y"], mean).astype(np.float32),
+              label=raw["label"], intensity=raw["intensity"].astype(np.float64),
+              factors=np.asarray(raw["targets"], np.float64), identity=raw["identity"],
+              triplets=trips)
+
+
+@dataclasses.dataclass
+class Prepared:
+  train: Part
+  val: Part
+  test: Part
+  mean: np.ndarray  # [K, 3] the training mean (added back to draw faces)
+  metadata: dict
+
+
+def prepare(config, splits: Splits) -> Prepared:
+  """Sec. IV and V-A on the host: the three person-wise parts, the training mean, the triplets."""
+  md = dict(splits.metadata)
+  train_raw = _raw(config, splits.train, md)
+  test_raw = _raw(config, splits.test, md)
+  people = np.unique(train_raw["identity"])
+  if len(people) < 2:
+    raise ValueError(f"triplet_vae: the training split has {len(people)} person(s); train and "
+                     "validation need at least 2 (lower config.data.test_fraction or add people)")
+  n_val = int(np.clip(round(config.data.val_fraction * len(people)), 1, len(people) - 1))
+  _, is_val = lm.person_splits(train_raw["identity"], (len(people) - n_val, n_val), seed=config.seed)
+  tr, va = _take(train_raw, ~is_val), _take(train_raw, is_val)
+  mean = lm.fit_mean(tr["x"])  # Sec. V-A: the training portion's mean, per dimension
+  t = config.triplets
+  prepared = Prepared(train=_part(config, tr, mean, 0, t.num_train),
+                      val=_part(config, va, mean, 1, t.num_val),
+                      test=_part(config, test_raw, mean, 2, t.num_test), mean=mean,
+                      metadata=dict(md, num_train=int((~is_val).sum()), num_val=int(is_val.sum())))
+  if t.kind not in prepared.train.triplets:
+    raise ValueError(f"config.triplets.kind={t.kind!r}: {config.data.name} gives no such triplets")
+  return prepared
+
+
+# ---------------------------------------------------------------- model and losses
+
+def build_model(config, num_landmarks: int) -> LandmarkVAE:
+  m = config.model
+  enc = tuple(int(w) for w in m.encoder_hidden)
+  dec = tuple(int(w) for w in m.decoder_hidden) if uses_neutral(config) else enc[::-1]  # VAE: symmetric
+  return LandmarkVAE(data_dim=3 * num_landmarks, latent_dim=int(m.latent_dim), encoder_hidden=enc,
+                     decoder_hidden=dec, dropout_rate=float(m.dropout_rate),
+                     conditional=uses_neutral(config))
+
+
+def _flat(x):
+  return x.reshape(x.shape[0], -1)
+
+
+def data_terms(params, batch, key, *, model, num_samples: int, variance: float, train: bool):
+  """Per face: (-E_q log p(x | y, z) by L samples (Eqs. 2, 5, 10), KL(q || N(0, I)) (Eq. 4))."""
+  k_eps, k_drop = jax.random.split(key)
+  x = _flat(jnp.asarray(batch["landmarks"], jnp.float32))
+  y = _flat(jnp.asarray(batch["neutral_landmarks"], jnp.float32))
+  mu, logvar, _, mean = model.apply({"params": params}, x, y, k_eps, num_samples, train,
+                                    rngs={"dropout": k_drop})
+  sq = jnp.mean(jnp.sum(jnp.square(x - mean), -1), 0)  # (1/L) sum_l ||x - f(z_l, y)||^2
+  nll = sq / (2.0 * variance) + 0.5 * x.shape[-1] * jnp.log(2.0 * jnp.pi * variance)  # Eq. 10
+  return nll, losses.gaussian_kl(mu, logvar)
+
+
+def triplet_terms(params, trip, key, *, model, num_samples: int, gamma: float, train: bool):
+  """Per triplet: (w_t / gamma) (1/M) sum_m softplus(d(z_r, z_+) - d(z_r, z_-)) (Eqs. 6, 10, Fig. 2)."""
+  k_eps, k_drop = jax.random.split(key)
+  x = jnp.asarray(trip["landmarks"], jnp.float32)  # [V, 3, K, 3]
+  v = x.shape[0]
+  y = jnp.asarray(trip["neutral_landmarks"], jnp.float32).reshape(3 * v, -1)
+  mu, logvar = model.apply({"params": params}, x.reshape(3 * v, -1), y, train,
+                           method=LandmarkVAE.encode, rngs={"dropout": k_drop})
+  eps = jax.random.normal(k_eps, (num_samples,) + mu.shape, mu.dtype)
+  z = (mu + jnp.exp(0.5 * logvar) * eps).reshape(num_samples, v, 3, -1)  # M samples per member
+  return losses.triplet_softplus(z[:, :, 0], z[:, :, 1], z[:, :, 2], trip["weight"], gamma=gamma)
+
+
+def anneal(step, anneal_steps: int):
+  """beta of Eq. 13: linear from 0 at step 0 to 1 at anneal_steps, then 1."""
+  if anneal_steps <= 0:
+    return jnp.ones((), jnp.float32)
+  return jnp.clip(jnp.asarray(step, jnp.float32) / anneal_steps, 0.0, 1.0)
+
+
+def loss_fn(params, batch, key, *, model, config, beta, num_data: int, num_triplets: int,
+            train: bool = True):
+  """Eq. 11 (with beta of Eq. 13) per data point: mean_B(nll + beta_KL KL) + beta_T (T/N) mean_V(prior).
+
+  Dividing Eq. 11 by N leaves the optimum unchanged (loss.scaling='literal' multiplies it back:
+  N/B sum_B + T/V sum_V). Returns (loss, metrics)."""
+  l = config.loss
+  k_data, k_trip = jax.random.split(key)
+  nll, kl = data_terms(params, batch["data"], k_data, model=model, num_samples=l.num_samples,
+                       variance=l.variance, train=train)
+  loss = jnp.mean(nll) + beta * jnp.mean(kl)  # Eqs. 5, 13
+  metrics = {"nll": jnp.mean(nll), "kl": jnp.mean(kl), "beta": beta}
+  if uses_triplets(config):
+    prior = triplet_terms(params, batch["triplets"], k_trip, model=model,
+                          num_samples=l.triplet_samples, gamma=l.gamma, train=train)
+    prior_beta = beta if config.variant == "m2_prior" else 1.0  # anneal the whole prior, or the KL only
+    scale = losses.triplet_prior_scale(num_data, num_triplets)  # Eq. 11: (T/V) / (N/B) -> T/N on means
+    loss = loss + prior_beta * scale * jnp.mean(prior)
+    metrics["triplet_prior"] = jnp.mean(prior)
+  if l.scaling == "literal":
+    loss = loss * num_data  # Eq. 11 as written: N/B sum over the data batch + T/V sum over triplets
+  metrics["loss"] = loss
+  return loss, metrics
+
+
+eq11_loss = loss_fn  # the default (make_method's loss_fn argument shadows the name)
+
+
+def validation_elbo(params, val: dict, key, *, model, config, num_triplets: int):
+  """The ELBO (Eq. 10, beta = 1, no dropout) per validation face: the model-selection criterion."""
+  l = config.loss
+  nll, kl = data_terms(params, val["data"], key, model=model, num_samples=l.num_samples,
+                       variance=l.variance, train=False)
+  elbo = -(jnp.mean(nll) + jnp.mean(kl))
+  if uses_triplets(config) and "triplets" in val:
+    prior = triplet_terms(params, val["triplets"], jax.random.fold_in(key, 1), model=model,
+                          num_samples=l.triplet_samples, gamma=l.gamma, train=False)
+    elbo = elbo - num_triplets / nll.shape[0] * jnp.mean(prior)
+  return elbo
+
+
+# ---------------------------------------------------------------- the method
+
+def validation_inputs(config, prep: Prepared) -> tuple[dict, float]:
+  """The model-selection inputs: at most eval.max_val_examples validation faces (a fixed choice)
+  and, for M2, the validation triplets; with T_val / N_val for the prior's weight."""
+  n_val = len(prep.val.landmarks)
+  pick = np.sort(np.random.default_rng(config.seed).permutation(n_val)[:config.eval.max_val_examples])
+  val = {"data": {"landmarks": jnp.asarray(prep.val.landmarks[pick]),
+                  "neutral_landmarks": jnp.asarray(prep.val.neutral[pick])}}
+  num_triplets = 0.0
+  kind = config.triplets.kind
+  if uses_triplets(config) and kind in prep.val.triplets:
+    vt, vw = prep.val.triplets[kind]
+    gathered = TripletSource(vt, vw, prep.val.landmarks, prep.val.neutral).gather(np.arange(len(vt)))
+    val["triplets"] = {k: jnp.asarray(v) for k, v in gathered.items()}
+    num_triplets = len(vt) * len(pick) / max(n_val, 1)  # T/N kept when the faces are subsampled
+  return val, num_triplets
+
+
+def selection_key(config):
+  """The fixed key of the validation ELBO's samples (the same draw at every selection)."""
+  return jax.random.key(config.seed ^ 0x5E1EC7)
+
+
+def make_method(config, data: Splits, *, loss_fn=None) -> Method:
+  """VAE / M1 / M2 from the config and the loaded splits; `loss_fn` replaces Eq. 11 (same
+  signature as `loss_fn` above; config.loss.fn names one from the command line)."""
+  prep = prepare(config, data)
+  num_landmarks = prep.train.landmarks.shape[1]
+  model = build_model(config, num_landmarks)
+  player = optim.make_player(config.optim, config.train.num_steps)
+  kind = config.triplets.kind
+  train_trip, train_w = prep.train.triplets[kind]
+  num_data, num_triplets = len(prep.train.landmarks), len(train_trip)
+  compute_loss = functools.partial(loss_fn or resolve(config.loss.fn, eq11_loss), model=model,
+                                   config=config, num_data=num_data, num_triplets=num_triplets)
+
+  val, val_num_triplets = validation_inputs(config, prep)
+  select_key = selection_key(config)
+  num_steps, select_every = config.train.num_steps, config.eval.select_every
+  val_elbo = functools.partial(validation_elbo, model=model, config=config,
+                               num_triplets=val_num_triplets)
+
+  def init(key, batch):
+    k_params, k_sample = jax.random.split(key)
+    b = batch["data"]
+    x, y = _flat(jnp.asarray(b["landmarks"])), _flat(jnp.asarray(b["neutral_landmarks"]))
+    params = model.init({"params": k_params}, x, y, k_sample)["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=player.init(params),
+                      best_params=params, best_elbo=jnp.full((), -jnp.inf, jnp.float32),
+                      best_step=jnp.zeros((), jnp.int32))
+
+  def select(state):
+    """Sec. V-C: every select_every steps (and at the last), keep the best validation ELBO."""
+    elbo = val_elbo(state.params, val, select_key)
+    better = elbo > state.best_elbo
+    keep = lambda new, old: jnp.where(better, new, old)
+    return state.replace(best_params=jax.tree.map(keep, state.params, state.best_params),
+                         best_elbo=keep(elbo, state.best_elbo),
+                         best_step=keep(state.step, state.best_step))
+
+  def train_step(state, batch, key):
+    beta = anneal(state.step, config.loss.anneal_steps)
+    grad_fn = jax.value_and_grad(compute_loss, has_aux=True)
+    (_, metrics), grads = grad_fn(state.params, batch, key, beta=beta)
+    params, opt_state = player.update(grads, state.opt_state, state.params, state.step)
+    state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    due = (state.step % select_every == 0) | (state.step == num_steps)
+    state = jax.lax.cond(due, select, lambda s: s, state)
+    metrics = dict(metrics, best_val_elbo=state.best_elbo, best_step=state.best_step)
+    return state, metrics
+
+  def represent(state, batch):
+    """mu of q(z | x, y) under the selected (best validation ELBO) parameters."""
+    x, y = _flat(jnp.asarray(batch["landmarks"])), _flat(jnp.asarray(batch["neutral_landmarks"]))
+    return model.apply({"params": state.best_params}, x, y, method=LandmarkVAE.encode)[0]
+
+  def generate(state, batch, key):
+    """Faces f(y, z) for z ~ N(0, I) and the batch's neutral faces y: [B, K, 3] (training-mean centred)."""
+    y = _flat(jnp.asarray(batch["neutral_landmarks"]))
+    z = jax.random.normal(key, (y.shape[0], model.latent_dim))
+    out = model.apply({"params": state.best_params}, z, y, method=LandmarkVAE.decode)
+    return out.reshape(y.shape[0], num_landmarks, 3)
+
+  streams = {"data": Stream(ArraySource(prep.train.arrays()), config.train.batch_size,
+                            ("landmarks", "neutral_landmarks"))}
+  if uses_triplets(config):
+    streams["triplets"] = Stream(TripletSource(train_trip, train_w, prep.train.landmarks,
+                                               prep.train.neutral),
+                                 config.triplets.batch_size, ("landmarks", "neutral_landmarks", "weight"),
+                                 seed_offset=1)
+  from affectjax.methods import triplet_vae_eval as ev
+  md = dict(prep.metadata, prepared=prep)
+  return Method(init=init, train_step=train_step, streams=streams,
+                evaluate=functools.partial(ev.evaluate, model=model, config=config, represent=represent),
+                report=functools.partial(ev.report, model=model, config=config, represent=represent),
+                represent=represent, generate=generate,
+                data=Splits(ArraySource(prep.train.arrays()), ArraySource(prep.test.arrays()), md))

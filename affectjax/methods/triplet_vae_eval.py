@@ -1,0 +1,221 @@
+"""Evaluation and report of the triplet VAE (../shared/papers/triplet_vae.md Sec. V-B, Tables II-III).
+
+On held-out people (the test part): linear SVM accuracy (one-vs-rest, scikit-learn) trained on the
+training part's representation; the satisfied-triplet fraction of Eq. 12 on the test triplets
+(per reliability level 5/3/1 for crowd triplets); the baselines raw features and PCA to the latent
+dimension. Because the synthetic truth is known, also the linear R^2 of the true AU intensities
+(BU-3DFE: expression intensity; BP4D: AU occurrences) and identity leakage (accuracy of a linear
+identity classifier on the test people, half of each person's faces to train, half to test).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from affectjax.affect import triplets as trip_lib
+from affectjax.evaluate.inference import batched
+from affectjax.nn.landmark_mlp import LandmarkVAE
+
+ROWS = ("raw", "pca")
+
+
+def _svm(x_train, y_train, x_test, y_test, c: float = 1.0) -> float:
+  """Linear SVM accuracy, one-vs-rest over the classes (NaN when there are no labels)."""
+  from sklearn.pipeline import make_pipeline
+  from sklearn.preprocessing import StandardScaler
+  from sklearn.svm import LinearSVC
+  tr, te = y_train >= 0, y_test >= 0
+  if tr.sum() < 2 or te.sum() < 1 or len(np.unique(y_train[tr])) < 2:
+    return float("nan")
+  clf = make_pipeline(StandardScaler(), LinearSVC(C=c, max_iter=20000))  # LinearSVC is one-vs-rest
+  clf.fit(x_train[tr], y_train[tr])
+  return float(np.mean(clf.predict(x_test[te]) == y_test[te]))
+
+
+def _r2(z_train, t_train, z_test, t_test) -> float:
+  """Mean over target columns of the test R^2 of a linear map z -> target (ridge, its penalty
+  chosen by leave-one-out on the training part, so raw 200+-dim features do not interpolate)."""
+  from sklearn.linear_model import RidgeCV
+  from sklearn.metrics import r2_score
+  from sklearn.preprocessing import StandardScaler
+  scaler = StandardScaler().fit(z_train)
+  z_train, z_test = scaler.transform(z_train), scaler.transform(z_test)
+  scores = []
+  for j in range(t_train.shape[1]):
+    a, b = np.isfinite(t_train[:, j]), np.isfinite(t_test[:, j])
+    if a.sum() < 2 or b.sum() < 2 or np.var(t_test[b, j]) == 0:
+      continue
+    reg = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(z_train[a], t_train[a, j])
+    scores.append(r2_score(t_test[b, j], reg.predict(z_test[b])))
+  return float(np.mean(scores)) if scores else float("nan")
+
+
+def _identity_accuracy(z, identity) -> float:
+  """Identity leakage: linear SVM accuracy over the test people, alternate faces train/test."""
+  first = np.zeros(len(z), bool)
+  for p in np.unique(identity):
+    rows = np.flatnonzero(identity == p)
+    first[rows[::2]] = True
+  ids = np.unique(identity, return_inverse=True)[1]
+  return _svm(z[first], ids[first], z[~first], ids[~first])
+
+
+def scores(z_train, z_test, prep, config) -> dict:
+  """Every metric of one representation (train part -> fit, test part -> score)."""
+  tr, te = prep.train, prep.test
+  out = {"dim": float(z_test.shape[1]),
+         "accuracy": _svm(z_train, tr.label, z_test, te.label, config.eval.svm_c),
+         "factor_r2": _r2(z_train, tr.factors, z_test, te.factors),
+         "identity_accuracy": _identity_accuracy(z_test, te.identity),
+         "identity_chance": 1.0 / max(len(np.unique(te.identity)), 1)}
+  if "artificial" in te.triplets:
+    out["triplets_artificial"] = trip_lib.satisfied_fraction(z_test, te.triplets["artificial"][0])
+  if "crowd" in te.triplets:
+    t, w = te.triplets["crowd"]
+    out["triplets_crowd"] = trip_lib.satisfied_fraction(z_test, t)
+    for level, frac in trip_lib.satisfied_by_reliability(z_test, t, w, config.triplets.votes).items():
+      out[f"triplets_crowd_{level}"] = frac
+  return out
+
+
+def _encode(state, part, represent, batch_size):
+  fn = jax.jit(lambda b: represent(state, b))
+  return np.asarray(batched(fn, part.arrays(), batch_size), np.float64)
+
+
+def evaluate(state, data, workdir, *, model, config, represent) -> dict:
+  """The selected model's metrics on the test people (Tables II-III's row)."""
+  del workdir, model
+  prep = data.metadata["prepared"]
+  z_train = _encode(state, prep.train, represent, config.eval.batch_size)
+  z_test = _encode(state, prep.test, represent, config.eval.batch_size)
+  out = scores(z_train, z_test, prep, config)
+  out["best_val_elbo"] = float(np.asarray(state.best_elbo))
+  out["best_step"] = float(np.asarray(state.best_step))
+  return out
+
+
+def baselines(prep, dim: int, config) -> dict:
+  """{'raw': scores, 'pca': scores}: the original features and PCA to `dim` (fit on train)."""
+  from sklearn.decomposition import PCA
+  x_train = prep.train.landmarks.reshape(len(prep.train.landmarks), -1).astype(np.float64)
+  x_test = prep.test.landmarks.reshape(len(prep.test.landmarks), -1).astype(np.float64)
+  pca = PCA(n_components=min(dim, x_train.shape[1], len(x_train)), random_state=0).fit(x_train)
+  return {"raw": scores(x_train, x_test, prep, config),
+          "pca": scores(pca.transform(x_train), pca.transform(x_test), prep, config)}
+
+
+def table(rows: dict, crowd: bool) -> str:
+  """Table II (posed: dim, accuracy, triplets) or III (spontaneous: accuracy, triplets 5/3/1)."""
+  def f(v):
+    return "—" if v is None or not np.isfinite(v) else f"{v:.3f}"
+  if crowd:
+    head = "| representation | dim | accuracy | triplets 5 | triplets 3 | triplets 1 | AU R^2 | identity acc |"
+    keys = ("accuracy", "triplets_crowd_5", "triplets_crowd_3", "triplets_crowd_1")
+  else:
+    head = "| representation | dim | accuracy | triplets | AU R^2 | identity acc |"
+    keys = ("accuracy", "triplets_artificial")
+  lines = [head, "|" + "---|" * (head.count("|") - 1)]
+  for name, s in rows.items():
+    cells = [f(s.get(k)) for k in keys + ("factor_r2", "identity_accuracy")]
+    lines.append(f"| {name} | {int(s['dim'])} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def pca_figure(path, reps: dict, labels, class_names=None, title=""):
+  """Figures 4-5: each representation projected on its first 3 principal components, by class."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  from sklearn.decomposition import PCA
+  fig = plt.figure(figsize=(4.2 * len(reps), 4.2))
+  known = labels >= 0
+  classes = np.unique(labels[known])
+  cmap = plt.get_cmap("tab10")
+  for i, (name, z) in enumerate(reps.items()):
+    ax = fig.add_subplot(1, len(reps), i + 1, projection="3d")
+    p = PCA(n_components=3, random_state=0).fit_transform(z[known])
+    for j, c in enumerate(classes):
+      m = labels[known] == c
+      lab = class_names[c] if class_names is not None and c < len(class_names) else str(c)
+      ax.scatter(p[m, 0], p[m, 1], p[m, 2], s=6, color=cmap(j % 10), label=lab)
+    ax.set_title(name)
+    ax.set_xticklabels([]), ax.set_yticklabels([]), ax.set_zticklabels([])
+  fig.axes[0].legend(loc="upper left", fontsize=7, markerscale=2)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def traversal_figure(path, state, prep, model, config, num_dims: int = 4, num_values: int = 5):
+  """Latent traversals: z = 0 except one active dimension in [-2.5, 2.5], decoded with a test
+  person's neutral face (M1/M2) and drawn as landmark plots (x, y; the mean face added back)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  test = prep.test
+  x = jnp.asarray(test.landmarks.reshape(len(test.landmarks), -1))
+  y = jnp.asarray(test.neutral.reshape(len(test.neutral), -1))
+  params = state.best_params
+  enc = jax.jit(lambda a, b: model.apply({"params": params}, a, b, method=LandmarkVAE.encode))
+  mu, logvar = enc(x[:2000], y[:2000])
+  kl = np.asarray(0.5 * jnp.mean(jnp.square(mu) + jnp.exp(logvar) - logvar - 1.0, 0))
+  dims = np.argsort(-kl)[:num_dims]  # the most active latent dimensions
+  values = np.linspace(-2.5, 2.5, num_values)
+  z = np.zeros((num_dims, num_values, model.latent_dim), np.float32)
+  for i, d in enumerate(dims):
+    z[i, :, d] = values
+  z = jnp.asarray(z.reshape(-1, model.latent_dim))
+  neutral = jnp.broadcast_to(y[:1], (z.shape[0], y.shape[1]))
+  faces = np.asarray(model.apply({"params": params}, z, neutral, method=LandmarkVAE.decode))
+  faces = faces.reshape(num_dims, num_values, -1, 3) + prep.mean
+  y_down = prep.metadata.get("name") == "synthetic_faces"
+  fig, axes = plt.subplots(num_dims, num_values, figsize=(1.9 * num_values, 1.9 * num_dims))
+  axes = np.atleast_2d(axes)
+  for i in range(num_dims):
+    for j in range(num_values):
+      ax = axes[i, j]
+      f = faces[i, j]
+      ax.scatter(f[:, 0], -f[:, 1] if y_down else f[:, 1], s=4, color="k")
+      ax.set_aspect("equal")
+      ax.set_xticks([]), ax.set_yticks([])
+      if i == 0:
+        ax.set_title(f"{values[j]:+.1f}", fontsize=8)
+      if j == 0:
+        ax.set_ylabel(f"z{dims[i]} (KL {kl[dims[i]]:.2f})", fontsize=8)
+  fig.suptitle(f"{config.variant}: latent traversals decoded to landmarks")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def report(state, data, workdir, *, model, config, represent) -> dict:
+  """Writes triplet_vae_table.md (this model beside raw and PCA), the PCA figure, the traversal
+  figure and the test representations (representations.npz); returns the rows' metrics."""
+  prep = data.metadata["prepared"]
+  z_train = _encode(state, prep.train, represent, config.eval.batch_size)
+  z_test = _encode(state, prep.test, represent, config.eval.batch_size)
+  rows = baselines(prep, z_test.shape[1], config)
+  rows[config.variant] = scores(z_train, z_test, prep, config)
+  crowd = config.triplets.kind == "crowd"
+  with open(os.path.join(workdir, "triplet_vae_table.md"), "w") as f:
+    f.write(table(rows, crowd) + "\n")
+  x_test = prep.test.landmarks.reshape(len(prep.test.landmarks), -1)
+  np.savez(os.path.join(workdir, "representations.npz"), z_test=z_test, raw_test=x_test,
+           label=prep.test.label, identity=prep.test.identity)
+  from affectjax.data.example import EMOTIONS
+  names = ("negative", "positive") if config.eval.task == "valence_sign" else EMOTIONS
+  if np.sum(prep.test.label >= 0) >= 3:
+    pca_figure(os.path.join(workdir, "pca_3d.png"), {"original": x_test, config.variant: z_test},
+               prep.test.label, names)
+  traversal_figure(os.path.join(workdir, "traversals.png"), state, prep, model, config)
+  out = {f"{name}_{k}": v for name, s in rows.items() for k, v in s.items()}
+  with open(os.path.join(workdir, "triplet_vae_report.json"), "w") as f:
+    json.dump({k: (None if not np.isfinite(v) else v) for k, v in out.items()}, f, indent=1)
+  return out

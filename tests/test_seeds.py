@@ -1,0 +1,182 @@
+"""K seeds in one program (config.train.num_seeds): each seed is the one-seed run of its keys and
+data order, exact resume, the NaN guard names the seed, per-seed evaluation and the seeds table."""
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from scipy import stats
+
+from affectjax import train
+from conftest import REPO, load_config
+
+STEPS = 2
+
+
+def make_config(name, arg="tiny", **fields):
+  c = load_config(name, arg)
+  c.train.report = False
+  for path, value in fields.items():
+    section, field = path.split("__")
+    c[section][field] = value
+  return c
+
+
+def run_steps(s, n=STEPS):
+  """n steps of the loop's own pieces: (final state, losses [n] or [n, K])."""
+  state, step = train.init_state(s), train.compile_step(s)
+  batches, losses = train.input_batches(s, 0), []
+  for _ in range(n):
+    state, metrics = step(state, train.to_global(s, next(batches)))
+    losses.append(np.asarray(metrics["loss"]))
+  return state, np.stack(losses)
+
+
+def one_seed_reference(config, i):
+  """The one-seed run of seed i on config.seed's data set: root key config.seed + i and the
+  data order of config.seed + i (of config.seed with train.shared_data_order)."""
+  same = dict(optim__name=config.optim.name, optim__lr=config.optim.lr)
+  c = make_config(config.method, "tiny", **same)
+  base = train.setup(c)
+  if not config.train.shared_data_order:
+    c = make_config(config.method, "tiny", **same)
+    c.seed = config.seed + i
+  return dataclasses.replace(base, config=c, root_key=jax.random.key(config.seed + i))
+
+
+def assert_trees_close(a, b, rtol=1e-4, atol=1e-5):
+  """Leaf by leaf, atol relative to the leaf's largest magnitude (float32 rounding)."""
+  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(la) == len(lb)
+  for x, y in zip(la, lb):
+    x, y = np.asarray(x), np.asarray(y)
+    scale = max(1.0, float(np.max(np.abs(y)))) if y.size else 1.0
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol * scale)
+
+
+@pytest.fixture(scope="module")
+def levasa_two_seeds():
+  """LeVAsa tiny, K = 2 with their own data orders, SGD (Adam turns float rounding of a near-zero
+  gradient into a whole lr step, which would hide the comparison behind its tolerance)."""
+  c = make_config("levasa", train__num_seeds=2, optim__name="sgd", optim__lr=1e-5)
+  s = train.setup(c)
+  state, losses = run_steps(s)
+  return c, s, train.seed_states(s, state), losses
+
+
+def test_levasa_seed_one_is_the_one_seed_run_of_its_keys_and_data_order(levasa_two_seeds):
+  c, s, states, losses = levasa_two_seeds
+  assert losses.shape == (STEPS, 2)
+  ref_state, ref_losses = run_steps(one_seed_reference(c, 1))
+  np.testing.assert_allclose(losses[:, 1], ref_losses, rtol=1e-5)
+  assert_trees_close(states[1], train.host_state(ref_state))
+  assert int(states[1].step) == STEPS
+  # the two seeds are different models (own init, noise and data)
+  assert abs(losses[0, 0] - losses[0, 1]) > 1e-3 * abs(losses[0, 0])
+  w0, w1 = (np.asarray(jax.tree.leaves(st.params)[-1]) for st in states)
+  assert not np.allclose(w0, w1)
+
+
+def test_ganmut_shared_data_order_seed_one_is_the_one_seed_run_of_its_keys():
+  c = make_config("ganmut", train__num_seeds=2, train__shared_data_order=True, optim__name="sgd")
+  s = train.setup(c)
+  assert s.batch_sharding.spec == jax.sharding.PartitionSpec("data")  # one batch for both seeds
+  assert train.first_batch(s)["data"]["image"].shape[0] == c.train.batch_size
+  state, losses = run_steps(s)
+  states = train.seed_states(s, state)
+  ref_state, ref_losses = run_steps(one_seed_reference(c, 1))
+  np.testing.assert_allclose(losses[:, 1], ref_losses, rtol=1e-5)
+  assert_trees_close(states[1], train.host_state(ref_state))
+  assert abs(losses[0, 0] - losses[0, 1]) > 1e-4 * abs(losses[0, 0])
+
+
+_STEP_SCRIPT = r"""
+import sys, numpy as np, jax
+sys.path.insert(0, {tests!r})
+from test_seeds import make_config, run_steps
+from affectjax import train
+c = make_config("levasa", train__num_seeds=2, optim__name="sgd", optim__lr=1e-5)
+s = train.setup(c)
+state, losses = run_steps(s)
+np.savez(sys.argv[1], *jax.tree.leaves(jax.device_get(state.params)), loss=losses,
+         ndev=jax.device_count(), spec=str(s.batch_sharding.spec))
+"""
+
+
+def test_eight_fake_devices_agree_with_one_for_two_seeds(levasa_two_seeds, tmp_path):
+  _, s, states, losses = levasa_two_seeds
+  script = tmp_path / "step.py"
+  script.write_text(_STEP_SCRIPT.format(tests=os.path.join(REPO, "tests")))
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+  out = tmp_path / "p8.npz"
+  subprocess.run([sys.executable, str(script), str(out)], env=env, check=True, cwd=REPO)
+  got = np.load(out)
+  assert int(got["ndev"]) == 8 and str(got["spec"]) == str(jax.sharding.PartitionSpec(None, "data"))
+  params = [np.stack(x) for x in zip(*(jax.tree.leaves(st.params) for st in states))]
+  for i, p in enumerate(params):
+    np.testing.assert_allclose(got[f"arr_{i}"], p, rtol=2e-4, atol=2e-6)
+  np.testing.assert_allclose(got["loss"], losses, rtol=1e-5)
+
+
+def test_nan_in_one_seed_names_it_keeps_the_checkpoint_and_the_run_resumes_exactly(tmp_path, monkeypatch):
+  whole = train.train_and_evaluate(make_config("levasa", train__num_seeds=2), str(tmp_path / "whole"))
+
+  # A NaN image in seed 1's batch of step 13: seed 1 diverges, seed 0 does not.
+  real_batches = train.input_batches
+
+  def poisoned_batches(s, start):
+    for i, batch in enumerate(real_batches(s, start)):
+      if start + i + 1 == 13:
+        batch["data"]["image"][1] = np.nan
+      yield batch
+
+  workdir = str(tmp_path / "run")
+  monkeypatch.setattr(train, "input_batches", poisoned_batches)
+  with pytest.raises(train.TrainingDiverged,
+                     match=r"^non-finite loss=nan in seed 1 at step 15; .*checkpoint \(step 10\)"):
+    train.train_and_evaluate(make_config("levasa", train__num_seeds=2), workdir)
+  monkeypatch.setattr(train, "input_batches", real_batches)
+  mgr = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+  assert mgr.all_steps() == [10]
+  kept = mgr.restore(10, args=ocp.args.StandardRestore())
+  mgr.close()
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(kept["params"]))
+  assert np.shape(jax.tree.leaves(kept["params"])[0])[0] == 2  # the seed axis
+
+  # The same command again resumes from step 10 and ends where the uninterrupted run ended.
+  resumed = train.train_and_evaluate(make_config("levasa", train__num_seeds=2, train__report=True),
+                                     workdir)
+  jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, whole[0].params),
+               jax.tree.map(np.asarray, resumed[0].params))
+
+  # metrics.jsonl: each seed's loss and their mean
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  last = [r for r in rows if "loss" in r][-1]
+  assert last["step"] == 20
+  np.testing.assert_allclose(last["loss"], (last["loss/seed0"] + last["loss/seed1"]) / 2, rtol=1e-6)
+  assert last["loss/seed0"] != last["loss/seed1"]
+
+  # per-seed evaluation and report, and the seeds table: mean [95 % interval] over the 2 seeds
+  metrics = resumed[1]
+  for i in range(2):
+    assert os.path.exists(os.path.join(workdir, f"seed_{i}", "levasa_report.md"))
+  summary = json.load(open(os.path.join(workdir, "seeds.json")))
+  assert summary["num_seeds"] == 2 and summary["seeds"] == [0, 1]
+  for name in ("eval/pixel_mse", "report/align_mse_combined"):
+    row = summary["metrics"][name]
+    v = np.asarray(row["per_seed"])
+    half = stats.t.ppf(0.975, 1) * v.std(ddof=1) / math.sqrt(2)
+    np.testing.assert_allclose([row["mean"], row["lo"], row["hi"]],
+                               [v.mean(), v.mean() - half, v.mean() + half], rtol=1e-9)
+    assert metrics[name] == pytest.approx(v.mean(), rel=1e-12)
+  eval_row = [r for r in rows if "eval/pixel_mse" in r][-1]
+  assert eval_row["eval/pixel_mse/seed1"] == pytest.approx(summary["metrics"]["eval/pixel_mse"]["per_seed"][1])
+  md = open(os.path.join(workdir, "seeds.md")).read()
+  assert "| eval/pixel_mse |" in md and "| metric | mean [95 % interval] | seed 0 | seed 1 |" in md
+
