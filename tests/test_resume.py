@@ -62,6 +62,7 @@ def test_ganmut_kill_and_resume_through_the_loop_matches_uninterrupted(tmp_path,
   def cfg():
     c = load_config("ganmut", "tiny")
     c.train.num_steps, c.train.checkpoint_every, c.train.report = 12, 6, False
+    c.eval.classifier_dir = str(tmp_path / "evaluator")  # the evaluator is trained once, then reused
     return c
 
   with jax.threefry_partitionable(False):  # XLA:CPU compiles the partitionable PRNG far slower
