@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from affectjax import train
-from conftest import REPO, load_config
+from conftest import REPO, load_config, run_killed_at
 
 
 def _levasa(**over):
@@ -67,18 +67,7 @@ def test_ganmut_kill_and_resume_through_the_loop_matches_uninterrupted(tmp_path,
 
   with jax.threefry_partitionable(False):  # XLA:CPU compiles the partitionable PRNG far slower
     whole = train.train_and_evaluate(cfg(), str(tmp_path / "whole"))[0]
-    real = train.input_batches
-
-    def dying(s, start):
-      for i, batch in enumerate(real(s, start)):
-        if start + i == 9:
-          raise KeyboardInterrupt("simulated kill")
-        yield batch
-
-    monkeypatch.setattr(train, "input_batches", dying)
-    with pytest.raises(KeyboardInterrupt):
-      train.train_and_evaluate(cfg(), str(tmp_path / "killed"))
-    monkeypatch.setattr(train, "input_batches", real)
+    run_killed_at(cfg(), str(tmp_path / "killed"), 9, monkeypatch)  # checkpoint 6 stays behind
     resumed = train.train_and_evaluate(cfg(), str(tmp_path / "killed"))[0]
   for a, b in ((whole.g_params, resumed.g_params), (whole.d_params, resumed.d_params),
                (whole.g_opt, resumed.g_opt)):

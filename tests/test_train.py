@@ -12,7 +12,7 @@ import pytest
 
 from affectjax import config as config_lib
 from affectjax import methods, train
-from conftest import REPO, load_config
+from conftest import REPO, load_config, run_killed_at
 
 
 def tiny(**overrides):
@@ -32,18 +32,7 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
   whole = train.train_and_evaluate(tiny(), str(tmp_path / "whole"))
 
   # Kill the second run after step 15: its checkpoint at step 10 is the last one written.
-  real_batches = train.input_batches
-
-  def dying_batches(s, start):
-    for i, batch in enumerate(real_batches(s, start)):
-      if start + i == 15:
-        raise KeyboardInterrupt("simulated kill")
-      yield batch
-
-  monkeypatch.setattr(train, "input_batches", dying_batches)
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(tiny(), str(tmp_path / "killed"))
-  monkeypatch.setattr(train, "input_batches", real_batches)
+  run_killed_at(tiny(), str(tmp_path / "killed"), 15, monkeypatch)
   resumed = train.train_and_evaluate(tiny(), str(tmp_path / "killed"))
 
   jax.tree.map(np.testing.assert_array_equal, params_of(whole), params_of(resumed))
