@@ -1,10 +1,28 @@
-"""Shared test set-up: quiet TensorFlow, one generated-data cache per test session."""
+"""Shared test set-up: quiet TensorFlow; one generated-data cache and one XLA compilation cache
+per test run, shared by the pytest-xdist workers and the subprocesses the tests start."""
 import importlib.util
 import os
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("AFFECTJAX_CACHE", tempfile.mkdtemp(prefix="affectjax-test-cache-"))
+
+
+def _run_dir(prefix: str) -> str:
+  """A fresh directory per test run; under pytest-xdist the workers of one run share it."""
+  run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+  if not run_id:
+    return tempfile.mkdtemp(prefix=prefix)
+  path = os.path.join(tempfile.gettempdir(), prefix + run_id)
+  os.makedirs(path, exist_ok=True)
+  return path
+
+
+os.environ.setdefault("AFFECTJAX_CACHE", _run_dir("affectjax-test-cache-"))
+# Most of the suite's time is XLA compiling the same tiny programs again (every run rebuilds its
+# step); JAX's persistent cache (atomic writes) halves it. Set before any test imports jax.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _run_dir("affectjax-test-xla-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

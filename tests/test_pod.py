@@ -10,7 +10,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from conftest import REPO
+from affectjax import train
+from conftest import REPO, load_config
 
 
 def _free_port() -> int:
@@ -54,7 +55,11 @@ def test_two_processes_train_checkpoint_resume_and_report_like_one(tmp_path):
   assert sum("outputs in" in log for log in first) == 2  # both processes finished
   logs = _main(pod, 20, 2)  # resumes at step 10
   assert all("resuming from the checkpoint at step 10" in log for log in logs)
-  _main(tmp_path / "solo", 20, 1, report=False)
+  # the 1-process run, in this (1-device) process: the same config as the command line's
+  solo = load_config("levasa", "tiny")
+  solo.train.num_steps, solo.train.checkpoint_every, solo.train.report = 20, 5, False
+  solo.eval.max_train_examples = 64
+  train.train_and_evaluate(solo, str(tmp_path / "solo"))
   a = np.concatenate([np.asarray(x).ravel() for x in _params(pod, 20)])
   b = np.concatenate([np.asarray(x).ravel() for x in _params(tmp_path / "solo", 20)])
   # as tests/test_train.py's 1-vs-8-device check: a few near-zero Adam gradients may flip sign
