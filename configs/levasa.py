@@ -84,7 +84,13 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.eval.paper_metric = True  # also report Table 1 with the original code's metric definitions
   c.eval.probe_seed = 0
   c.eval.max_train_examples = 4000  # training rows encoded for the probes (0: all)
-  c.eval.reference_rows = True  # chance and ceiling rows (pixels, true factors) in the report
+  c.eval.reference_rows = True  # chance, pixel-PCA baseline and ceiling rows (CNN, true factors)
+  # The supervised CNN ceiling (evaluate/cnn_ceiling.py), one run per report on the pooled pixels:
+  # Adam steps at most, validation every N steps, evaluations without improvement before stopping.
+  c.eval.ceiling_max_steps = 2000
+  c.eval.ceiling_eval_every = 100
+  c.eval.ceiling_patience = 4
+  c.eval.ceiling_batch_size = 64
   c.eval.energy_examples = 2000  # test faces re-rendered neutral for the expression energy (0: all)
 
   if "original" in args:
@@ -108,6 +114,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 10
     c.train.progress = False
     c.eval.batch_size = 32
+    c.eval.ceiling_max_steps = 20
+    c.eval.ceiling_eval_every = 10
+    c.eval.ceiling_patience = 1
+    c.eval.ceiling_batch_size = 16
   if "paper_length" in args:  # the original's length and optimiser (REFERENCE.md): for a GPU
     c.train.batch_size = 128
     c.train.num_steps = 26_000

@@ -97,13 +97,32 @@ def test_probe_accuracy_closed_forms():
   assert tool.probe_accuracy(noise[:150], y[:150], noise[150:], y[150:]) < 0.5
 
 
-def test_measure_quick_on_a_tiny_preset():
+def test_measure_quick_on_a_tiny_preset(monkeypatch):
+  from affectjax.evaluate import cnn_ceiling
   tool = _tool()
   c = _tiny(intensity_min=0.8, neutral_fraction=0.25)
   c.data.num_identities = 20
+  seen = {}
+  real_fit = cnn_ceiling.fit
+
+  def spy(images, heads, train_idx, val_idx, **kw):
+    seen.update(images=images, heads=heads, train=train_idx, val=val_idx)
+    net = real_fit(images, heads, train_idx, val_idx, **kw)
+    seen["history"] = net.history
+    return net
+
+  monkeypatch.setattr(cnn_ceiling, "fit", spy)
   out = tool.measure(c, quick=True)
   d = sources.synthetic_arrays(c.data, c.seed, "full")
   train, test = sources.split_by_identity(d["identity"], c.data.test_fraction, c.seed)
+  # The one CNN (affectjax.evaluate.cnn_ceiling), with an emotion head on the stored uint8 images,
+  # trained and stopped on the training identities only (two of them held out for stopping).
+  assert "nn.Conv" not in open(os.path.join(REPO, "tools", "calibrate_faces.py")).read()
+  assert seen["images"].dtype == np.uint8 and set(seen["heads"]) == {"emotion"}
+  assert sorted(np.concatenate([seen["train"], seen["val"]]).tolist()) == train.tolist()
+  assert not set(d["identity"][seen["val"]]) & set(d["identity"][seen["train"]])
+  steps, losses = zip(*seen["history"])
+  assert out["cnn_best_step"] == steps[int(np.argmin(losses))] and out["cnn_steps"] == steps[-1]
   ids = out["identities"]
   assert ids["train"] == 16 and ids["test"] == 4 and ids["cnn_validation"] == 2
   assert out["images"]["train"] == len(train) == 64 and out["images"]["test"] == len(test)

@@ -77,7 +77,11 @@ def test_levasa_aligns_with_va_better_than_vanilla(tmp_path):
   assert lm["align"]["mse_valence"] < ls["rows"]["chance"]["all"]["align"]["mse_valence"]
   assert lm["align"]["r2_valence"] > vm["align"]["r2_valence"]
   assert lm["align_true_va"]["n"] == ls["n_test"] > 0
-  assert set(ls["rows"]) == {"model", "heads", "chance", "pixels", "factors"}
+  assert set(ls["rows"]) == {"model", "heads", "chance", "pixels", "cnn", "factors"}
+  # The supervised CNN ceiling fills every table's cell: VA (1a, 2), VA classes (1b), emotion (3).
+  cnn = ls["rows"]["cnn"]["all"]
+  assert set(cnn) == {"align", "align_true_va", "ce", "regression", "accuracy"} and set(cnn["accuracy"]) == {"all"}
+  assert np.isfinite(cnn["align"]["mse_combined"]) and np.isfinite(cnn["ce"]["combined"])
   assert set(vs["rows"]) == {"model"}
   # Expression energy re-rendered from the generator (its self-check passed): surprise moves
   # more pixels than a neutral face.

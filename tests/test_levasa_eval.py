@@ -334,3 +334,143 @@ def test_loss_scale_converts_the_original_weights():
   assert load_config("levasa", "vanilla").loss.va_weight == 0.0
   paper = load_config("levasa", "continuous,paper_length")
   assert paper.train.num_steps == 26_000 and paper.train.batch_size == 128
+
+
+# ---------------------------------------------------------------- the supervised CNN ceiling (issue 9)
+
+from affectjax.data import sources  # noqa: E402
+from affectjax.evaluate import cnn_ceiling  # noqa: E402
+
+
+def _pattern_images(va, labels, rng, classes=8, size=16):
+  """Images that show the answers under faint noise: the top-left quarter's red level is the
+  valence, the top-right quarter's the arousal, and a green stripe in the bottom half sits at the
+  column block of the label."""
+  x = 0.05 * rng.standard_normal((len(va), size, size, 3)).astype(np.float32)
+  h, w = size // 2, size // classes
+  x[:, :h, :h, 0] += va[:, 0, None, None]
+  x[:, :h, h:, 0] += va[:, 1, None, None]
+  for i, label in enumerate(labels):
+    x[i, h:, label * w:(label + 1) * w, 1] += 1.0
+  return x
+
+
+def test_cnn_ceiling_reads_a_visible_pattern_and_keeps_its_best_validation_step():
+  rng = np.random.default_rng(7)
+  identity = np.repeat(np.arange(48), 10)
+  va = rng.uniform(-0.9, 0.9, (480, 2)).astype(np.float32)
+  labels = rng.integers(0, 4, 480)
+  x = _pattern_images(va, labels, rng, classes=4)
+  seen_va, seen_labels = va.copy(), labels.copy()
+  seen_va[::7, 1], seen_labels[::5] = np.nan, -1  # unknown annotations are masked, not learned
+  train, test = sources.split_by_identity(identity, 0.2, 0)
+  fit_idx, val_idx = cnn_ceiling.validation_split(identity, train, 0)
+  # Early stopping holds out whole TRAINING identities; the test identities are never seen.
+  assert sorted(np.concatenate([fit_idx, val_idx]).tolist()) == train.tolist()
+  assert not set(identity[fit_idx]) & set(identity[val_idx])
+  assert len(np.unique(identity[val_idx])) == 4  # a tenth of the 38 training people
+  heads = {"va": cnn_ceiling.Regression(seen_va),
+           "va_classes": cnn_ceiling.Classes(alignment.va_targets_to_classes(seen_va, 2), 5),
+           "emotion": cnn_ceiling.Classes(seen_labels[:, None], 4)}
+  kw = dict(seed=0, eval_every=25, patience=3, batch_size=32)
+  net = cnn_ceiling.fit(x, heads, fit_idx, val_idx, max_steps=800, **kw)
+  out = cnn_ceiling.outputs(net, x, test)
+  assert np.mean(out["emotion"][:, 0].argmax(-1) == labels[test]) >= 0.95
+  mse = np.mean((out["va"] - va[test]) ** 2, 0)
+  assert np.all(mse < 0.05 * np.var(va[test], 0)), mse  # R^2 > 0.95 on both axes
+  cls = alignment.va_targets_to_classes(va[test], 2)
+  assert np.mean(out["va_classes"].argmax(-1) == cls) > 0.8  # 5 levels per axis, chance ~0.2
+  # It stopped `patience` evaluations after its best validation loss and kept that step's network:
+  # training again for exactly best_step steps ends on the same parameters (deterministic).
+  steps, losses = map(np.array, zip(*net.history))
+  best = int(np.argmin(losses))
+  assert net.best_step == steps[best] < net.steps < 800
+  assert len(losses) - 1 - best == kw["patience"] and steps.tolist() == list(range(25, net.steps + 1, 25))
+  again = cnn_ceiling.fit(x, heads, fit_idx, val_idx, max_steps=net.best_step, **kw)
+  assert again.best_step == net.best_step and again.history == net.history[:best + 1]
+  jax.tree_util.tree_map(np.testing.assert_array_equal, again.params, net.params)
+  one_step = lambda seed: cnn_ceiling.outputs(cnn_ceiling.fit(  # noqa: E731
+      x, heads, fit_idx, val_idx, max_steps=1, **{**kw, "seed": seed}), x, test)["va"]
+  assert not np.allclose(one_step(0), one_step(1))  # another seed, another network
+
+
+def test_validation_split_by_identity():
+  ids = np.array([5, 5] + [6, 6, 7, 7, 8, 8, 9, 9] + [-1] * 10)
+  rows = np.arange(2, 20)  # rows 0 and 1 are not training rows: never in either part
+  fit_idx, val_idx = cnn_ceiling.validation_split(ids, rows, 0, fraction=0.5)
+  assert sorted(np.concatenate([fit_idx, val_idx]).tolist()) == rows.tolist()
+  known = lambda idx: {i for i in ids[idx] if i >= 0}  # noqa: E731
+  assert not known(fit_idx) & known(val_idx)
+  # Unknown identities (-1) are people of their own: 4 known + 10 unknown people, half held out.
+  assert len(known(val_idx)) + np.sum(ids[val_idx] < 0) == 7
+  # One person alone: rows are held out instead (a tenth of them).
+  f, v = cnn_ceiling.validation_split(np.zeros(20, int), np.arange(20), 0)
+  assert len(v) == 2 and len(f) == 18 and not set(f) & set(v)
+
+
+def test_cnn_row_trains_on_the_training_split_and_is_scored_like_every_row(monkeypatch):
+  rng = np.random.default_rng(8)
+  train, test = _planted(rng, 200), _planted(rng, 60)
+  for s, first in ((train, 0), (test, 100)):
+    s["identity"] = first + np.arange(len(s["va"])) // 10
+    s["pixels"] = _pattern_images(s["va"], s["label"], rng)
+  c = _config("continuous")  # tiny: a few CNN steps
+  seen = {}
+  real_fit = cnn_ceiling.fit
+
+  def spy(images, heads, train_idx, val_idx, **kw):
+    seen.update(images=images, heads=heads, train=train_idx, val=val_idx, **kw)
+    return real_fit(images, heads, train_idx, val_idx, **kw)
+
+  monkeypatch.setattr(cnn_ceiling, "fit", spy)
+  pred = levasa_eval.cnn_predictions(train, test, c, seed=0)
+  # One network, trained on the training rows only, stopped on a tenth of their identities.
+  np.testing.assert_array_equal(seen["images"], train["pixels"])
+  assert sorted(np.concatenate([seen["train"], seen["val"]]).tolist()) == list(range(200))
+  assert not set(train["identity"][seen["train"]]) & set(train["identity"][seen["val"]])
+  assert (seen["max_steps"], seen["eval_every"], seen["patience"], seen["batch_size"]) == (
+      c.eval.ceiling_max_steps, c.eval.ceiling_eval_every, c.eval.ceiling_patience, c.eval.ceiling_batch_size)
+  # Its heads' targets are Table 1(b)'s round(10 v) + 10 classes, the VA and the labels.
+  np.testing.assert_array_equal(seen["heads"]["va_classes"].labels,
+                                np.clip(np.round(10 * train["va"]), -10, 10).astype(int) + 10)
+  assert seen["heads"]["va_classes"].num_classes == 21 and seen["heads"]["emotion"].num_classes == 8
+  # predict()'s form, probabilities floored as every discrete readout.
+  form = levasa_eval.chance_predictions(train, 60, c, ["all"])
+  assert set(pred) == set(form) and set(pred["labels"]) == {"all"}
+  assert pred["va_linear"].shape == pred["va_mlp"].shape == (60, 2) and len(pred["probs"]) == 2
+  for p in pred["probs"]:
+    assert p.shape == (60, 21) and p.min() >= alignment.PROB_FLOOR / 21
+    np.testing.assert_allclose(p.sum(1), 1.0)
+  # The test split's annotations play no part: shuffled, the predictions are the same numbers.
+  shuffled = {**test, "va": test["va"][::-1].copy(), "label": test["label"][::-1].copy()}
+  again = levasa_eval.cnn_predictions(train, shuffled, c, seed=0)
+  np.testing.assert_array_equal(again["va_linear"], pred["va_linear"])
+  np.testing.assert_array_equal(again["labels"]["all"], pred["labels"]["all"])
+  np.testing.assert_array_equal(again["probs"][0], pred["probs"][0])
+  # score() reads it like any row: Table 1(a)/2 from the VA head, 1(b) its CE, 3 its accuracy.
+  true_va = levasa_eval._true_va(test, _FACTORS)
+  s = levasa_eval.score(pred, test, np.ones(60, bool), c, true_va)
+  y = test["va"].astype(np.float64)
+  np.testing.assert_allclose(s["align"]["mse_valence"], np.mean((pred["va_linear"][:, 0] - y[:, 0]) ** 2))
+  np.testing.assert_allclose(s["regression"]["arousal"]["mse"], np.mean((pred["va_mlp"][:, 1] - y[:, 1]) ** 2))
+  cls = np.clip(np.round(10 * y), -10, 10).astype(int) + 10
+  np.testing.assert_allclose(s["ce"]["arousal"], -np.mean(np.log(pred["probs"][1][np.arange(60), cls[:, 1]])))
+  assert s["accuracy"] == {"all": np.mean(pred["labels"]["all"] == test["label"])}
+  # summarize() puts it beside the other rows, for every subset (pixels encoded: references on).
+  monkeypatch.setattr(levasa_eval, "predict", lambda *a: {})  # the probes' rows are tested above
+  out = levasa_eval.summarize(train, test, c, _FACTORS, references=True)
+  assert set(out["rows"]) == {"model", "chance", "pixels", "cnn", "factors"}
+  for subset, m in levasa_eval.test_subsets(test, _FACTORS).items():
+    assert out["rows"]["cnn"][subset] == levasa_eval.score(pred, test, m, c, true_va)
+  assert levasa_eval.ROW_NAMES["cnn"] == "ceiling: supervised CNN on pixels"
+  assert "ceiling" not in levasa_eval.ROW_NAMES["pixels"]
+
+
+def test_ceiling_fields_are_validated():
+  from affectjax.config import ConfigError
+  from affectjax.methods import levasa
+  for name in ("ceiling_max_steps", "ceiling_eval_every", "ceiling_patience", "ceiling_batch_size"):
+    c = _config("continuous")
+    c.eval[name] = 0
+    with pytest.raises(ConfigError, match=f"config.eval.{name}=0 must be > 0"):
+      levasa.validate(c)

@@ -157,10 +157,14 @@ def pixel_features(train_images, test_images, components: int = 256, max_side: i
 
 
 def _pool(images, max_side: int) -> np.ndarray:
-  """[N, H, W, C] -> [N, h * w * C], average-pooled by the integer factor that brings H to at most
+  """[N, H, W, C] -> [N, h * w * C], pool_images flattened."""
+  return pool_images(images, max_side).reshape(len(images), -1)
+
+
+def pool_images(images, max_side: int) -> np.ndarray:
+  """[N, H, W, C] -> [N, h, w, C], average-pooled by the integer factor that brings H to at most
   max_side."""
   n, h, w = images.shape[:3]
   f = max(1, -(-h // max_side))
   h2, w2 = h // f, w // f
-  x = images[:, :h2 * f, :w2 * f].reshape(n, h2, f, w2, f, -1).mean(axis=(2, 4))
-  return x.reshape(n, -1)
+  return images[:, :h2 * f, :w2 * f].reshape(n, h2, f, w2, f, -1).mean(axis=(2, 4))

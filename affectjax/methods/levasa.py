@@ -80,6 +80,8 @@ def validate(config):
   for name in ("kl_weight", "va_weight"):
     expect(l[name] >= 0, f"config.loss.{name}={l[name]} must be >= 0")
   expect(l.va_levels > 0, f"config.loss.va_levels={l.va_levels} must be > 0")
+  for name in ("ceiling_max_steps", "ceiling_eval_every", "ceiling_patience", "ceiling_batch_size"):
+    expect(config.eval[name] > 0, f"config.eval.{name}={config.eval[name]} must be > 0")
   expect(config.data.annotation_transfer.levels >= 0,
          f"config.data.annotation_transfer.levels={config.data.annotation_transfer.levels} must be >= 0")
   try:

@@ -7,9 +7,12 @@ an MLP regressor; Table 3: an MLP classifier), so two models with identical enco
 numbers. The Vanilla VAE's z_v / z_a chunks are chosen on the training split. LeVAsa's trained
 heads are reported separately, scored as they were trained (normalised sigmoids for BCE heads).
 Reference rows come from the data alone: chance (predict the training mean / class frequencies /
-majority class) and ceilings (the same probes on pixel principal components and on the
-ground-truth factors). Every table is reported for all test faces and for clearly expressive faces
-(true intensity above EXPRESSIVE_INTENSITY).
+majority class), a pixel baseline (the same probes on pixel principal components; it can overfit
+below chance, so it is no ceiling) and the issue's "ceilings: a supervised CNN on pixels and a
+probe on the ground-truth factors" (one CNN trained on the training split's pixels with a head per
+table, affectjax.evaluate.cnn_ceiling; the same probes on the ground-truth factors). Every table
+is reported for all test faces and for clearly expressive faces (true intensity above
+EXPRESSIVE_INTENSITY).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from affectjax.evaluate import alignment, figures, probes
+from affectjax.evaluate import alignment, cnn_ceiling, figures, probes
 from affectjax.evaluate.inference import batched
 
 PAPER_STEPS = 26_000  # the original: Adam 1e-4, batch 128, 100 epochs of ~34k IMFDB images
@@ -40,8 +43,8 @@ def encode(state, source, *, model, config, limit=None, reconstruct=False, pixel
   """mu (z = mu at evaluation, as the paper), head outputs and annotations for a whole split.
 
   reconstruct: also the per-image mean squared error of the reconstruction from mu ('pixel_mse');
-  pixels: also the images average-pooled to at most 32 pixels a side, flattened (the pixel
-  ceiling's input).
+  pixels: also the images average-pooled to at most 32 pixels a side, [N, h, w, C] (the input of
+  the pixel baseline and of the supervised CNN ceiling).
   """
   chunk = tuple(config.model.chunk_sizes)
 
@@ -60,9 +63,10 @@ def encode(state, source, *, model, config, limit=None, reconstruct=False, pixel
 
   def batch_fn(batch):
     out = dict(fn(variables, jnp.asarray(batch["image"])))
-    out.update(va=batch["va"], label=batch["label"], factors=batch["factors"])
+    out.update(va=batch["va"], label=batch["label"], factors=batch["factors"],
+               identity=batch["identity"])
     if pixels:
-      out["pixels"] = probes._pool(np.asarray(batch["image"], np.float32), 32)
+      out["pixels"] = probes.pool_images(np.asarray(batch["image"], np.float32), 32)
     return out
 
   res = batched(batch_fn, source, config.eval.batch_size, limit=limit)
@@ -207,6 +211,34 @@ def score(pred: dict, enc_test: dict, mask, config, true_va) -> dict:
   return out
 
 
+def cnn_predictions(enc_train: dict, enc_test: dict, config, seed: int) -> dict:
+  """The supervised CNN ceiling's predictions on the test rows, in predict()'s form.
+
+  One network on the training rows' pooled pixels (enc_*["pixels"]), its heads trained jointly:
+  VA (tanh, MSE; Tables 1a and 2), the round(levels * VA) classes of each axis (softmax CE;
+  Table 1b, scored by its floored softmax) and the emotion (softmax CE over labels >= 0;
+  Table 3's "all" input). Early-stopped on a tenth of the TRAINING identities; config.eval.ceiling_*
+  bound its cost.
+  """
+  levels, e = _levels(config), config.eval
+  va = np.asarray(enc_train["va"], np.float32)
+  labels = np.asarray(enc_train["label"])
+  heads = {"va": cnn_ceiling.Regression(va),
+           "va_classes": cnn_ceiling.Classes(alignment.va_targets_to_classes(va, levels), 2 * levels + 1)}
+  if np.any(labels >= 0):  # AFEW-like rows have no labels: no emotion head, no Table 3 cell
+    classes = max(int(config.data.num_classes), int(labels.max()) + 1)
+    heads["emotion"] = cnn_ceiling.Classes(labels[:, None], classes)
+  fit_idx, val_idx = cnn_ceiling.validation_split(enc_train.get("identity"), np.arange(len(va)), seed)
+  net = cnn_ceiling.fit(np.asarray(enc_train["pixels"], np.float32), heads, fit_idx, val_idx,
+                        seed=seed, max_steps=e.ceiling_max_steps, eval_every=e.ceiling_eval_every,
+                        patience=e.ceiling_patience, batch_size=e.ceiling_batch_size)
+  out = cnn_ceiling.outputs(net, np.asarray(enc_test["pixels"], np.float32))
+  va_hat = out["va"].astype(np.float64)
+  probs = tuple(alignment.normalised_probs(out["va_classes"][:, i], "softmax") for i in range(2))
+  labels_hat = {"all": out["emotion"][:, 0].argmax(-1)} if "emotion" in out else {}
+  return {"va_linear": va_hat, "probs": probs, "va_mlp": va_hat, "labels": labels_hat}
+
+
 def _chunk_rep(enc, cv, ca, cz) -> dict:
   named = {"z_v": enc[cv], "z_a": enc[ca], "z_z": enc[cz]}
   return {"v": enc[cv], "a": enc[ca],
@@ -222,7 +254,8 @@ def summarize(enc_train: dict, enc_test: dict, config, factor_names=(), referenc
 
   Returns {"rows": {row: {subset: tables}}, "chunks", "chunk_errors_train", ...}: row "model" is the
   like-for-like readout of the chunks, "heads" LeVAsa's own heads, and (references=True)
-  "chance", "pixels" (needs enc_*["pixels"]) and "factors" (needs ground-truth factors).
+  "chance", "pixels" (the PCA baseline) and "cnn" (the supervised CNN ceiling; both need
+  enc_*["pixels"]) and "factors" (needs ground-truth factors).
   """
   seed = config.eval.probe_seed
   subsets = test_subsets(enc_test, factor_names)
@@ -254,6 +287,7 @@ def summarize(enc_train: dict, enc_test: dict, config, factor_names=(), referenc
     if "pixels" in enc_train and "pixels" in enc_test:
       p_tr, p_te = probes.pixel_features(enc_train["pixels"], enc_test["pixels"], seed=seed)
       preds["pixels"] = predict(_feature_rep(p_tr), _feature_rep(p_te), enc_train, config, seed)
+      preds["cnn"] = cnn_predictions(enc_train, enc_test, config, seed)
     f_tr, f_te = factor_features(enc_train, factor_names), factor_features(enc_test, factor_names)
     if f_tr is not None and f_te is not None:
       preds["factors"] = predict(_feature_rep(f_tr), _feature_rep(f_te), enc_train, config, seed)
@@ -349,8 +383,8 @@ def reconstruction_vs_energy(enc_test: dict, energy, num_classes: int, pixels: i
 # ---------------------------------------------------------------- the report
 
 ROW_NAMES = {"model": "this model (like-for-like readout)", "heads": "its heads (as trained)",
-             "chance": "chance", "pixels": "ceiling: pixels (PCA-256) + same probe",
-             "factors": "ceiling: true factors + same probe"}
+             "chance": "chance", "pixels": "pixels (PCA-256) + same probe",
+             "cnn": "ceiling: supervised CNN on pixels", "factors": "ceiling: true factors + same probe"}
 
 
 def model_tables(summary: dict) -> str:
