@@ -61,6 +61,20 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
+def finished(config, workdir: str) -> bool:
+  """Whether workdir holds a run of exactly this config trained to its last step (its config.json
+  equals config's, its newest checkpoint is at config.train.num_steps); experiments skip such runs
+  when they are rerun, instead of evaluating them again."""
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      if f.read() != config.to_json_best_effort(indent=2):
+        return False
+    steps = [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit()]
+  except OSError:
+    return False
+  return bool(steps) and max(steps) == config.train.num_steps
+
+
 def check_workdir(workdir: str) -> None:
   try:
     os.makedirs(workdir, exist_ok=True)

@@ -63,8 +63,12 @@ def run_all(workdir: str) -> dict:
       run_dir = os.path.join(workdir, name, f"seed_{seed}")
       path = os.path.join(run_dir, "ganmut_metrics.json")
       if not _ONLY.value or name in _ONLY.value:
-        print(f"== {name} seed {seed} (configs/ganmut.py:{arg})", flush=True)
-        train.train_and_evaluate(run_config(arg, workdir, seed), run_dir)
+        c = run_config(arg, workdir, seed)
+        if train.finished(c, run_dir) and os.path.exists(path):
+          print(f"== {name} seed {seed}: finished earlier, kept", flush=True)
+        else:
+          print(f"== {name} seed {seed} (configs/ganmut.py:{arg})", flush=True)
+          train.train_and_evaluate(c, run_dir)
       if os.path.exists(path):
         with open(path) as f:
           out.setdefault(name, []).append(json.load(f))

@@ -87,11 +87,15 @@ def run_all(workdir: str) -> tuple[dict, int]:
     seed = _SEED.value + k
     for name, arg in MODELS.items():
       run_dir = os.path.join(workdir, f"seed{seed}", name)
-      print(f"== {name} (configs/levasa.py:{arg}), seed {seed}", flush=True)
       c = model_config(name, arg, seed)
       steps = c.train.num_steps
-      train.train_and_evaluate(c, run_dir)
-      with open(os.path.join(run_dir, "levasa_report.json")) as f:
+      report = os.path.join(run_dir, "levasa_report.json")
+      if train.finished(c, run_dir) and os.path.exists(report):
+        print(f"== {name}, seed {seed}: finished earlier, kept", flush=True)
+      else:
+        print(f"== {name} (configs/levasa.py:{arg}), seed {seed}", flush=True)
+        train.train_and_evaluate(c, run_dir)
+      with open(report) as f:
         summaries[name].append(json.load(f))
   return summaries, steps
 

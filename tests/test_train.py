@@ -33,7 +33,11 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
 
   # Kill the second run after step 15: its checkpoint at step 10 is the last one written.
   run_killed_at(tiny(), str(tmp_path / "killed"), 15, monkeypatch)
+  assert train.finished(tiny(), str(tmp_path / "whole"))  # what experiments skip when rerun
+  assert not train.finished(tiny(), str(tmp_path / "killed"))  # stopped at 10 of 20
+  assert not train.finished(tiny(train__num_steps=30), str(tmp_path / "whole"))  # another config
   resumed = train.train_and_evaluate(tiny(), str(tmp_path / "killed"))
+  assert train.finished(tiny(), str(tmp_path / "killed"))
 
   jax.tree.map(np.testing.assert_array_equal, params_of(whole), params_of(resumed))
   steps = [json.loads(l)["step"] for l in open(tmp_path / "killed" / "metrics.jsonl")]
