@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import time
 import warnings
@@ -59,6 +60,14 @@ def quiet_console_logging() -> None:
 def is_writer() -> bool:
   """Workdir files (config, metrics, tables, figures) are written by process 0 only."""
   return jax.process_index() == 0
+
+
+def run_workdir(workdir: str) -> str:
+  """The run's workdir for a per-seed report directory (workdir/seed_<i>/ of a K-seed run: the
+  parent, where artefacts shared by the seeds, such as an evaluator, belong), else workdir."""
+  parent, name = os.path.split(os.path.normpath(workdir))
+  is_seed_dir = re.fullmatch(r"seed_\d+", name) and os.path.isdir(os.path.join(parent, "checkpoints"))
+  return parent if is_seed_dir else workdir
 
 
 def finished(config, workdir: str) -> bool:

@@ -221,5 +221,13 @@ def test_evaluator_is_trained_once_cached_and_reused(tmp_path, monkeypatch):
                jax.tree.map(np.asarray, again))
   c.train.progress = True  # not part of the key
   assert clf.cache_dir(c, "x") == d
+  # K seeds in one run share the run's default evaluator directory, not one per seed_<i>/
+  c.eval.classifier_dir = ""
+  run = tmp_path / "k_seeds"
+  (run / "checkpoints").mkdir(parents=True)
+  assert clf.cache_dir(c, str(run / "seed_1")) == clf.cache_dir(c, str(run))
+  assert os.path.dirname(clf.cache_dir(c, str(run))) == str(run / "evaluator")
+  assert clf.cache_dir(c, str(tmp_path / "seed_1")) != clf.cache_dir(c, str(tmp_path))  # no run there
+  c.eval.classifier_dir = str(tmp_path / "shared")
   c.eval.classifier_lr = 5e-4  # another classifier: another directory
   assert clf.cache_dir(c, "x") != d

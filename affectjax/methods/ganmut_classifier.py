@@ -100,8 +100,10 @@ def data_fingerprint(data) -> str:
 
 
 def cache_dir(config, workdir, data=None) -> str:
-  """config.eval.classifier_dir (or workdir/evaluator) / <classifier config hash>[-<data hash>]."""
-  base = config.eval.classifier_dir or os.path.join(workdir, "evaluator")
+  """config.eval.classifier_dir (or workdir/evaluator) / <classifier config hash>[-<data hash>].
+  The K seeds of one run share the run's evaluator (their seed_<i>/ reports use the parent's)."""
+  from affectjax import train
+  base = config.eval.classifier_dir or os.path.join(train.run_workdir(workdir), "evaluator")
   name = config_hash(classifier_config(config))
   return os.path.join(base, name if data is None else f"{name}-{data_fingerprint(data)}")
 
