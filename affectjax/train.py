@@ -62,11 +62,20 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
+SEED_DIR = "seed_{}"  # a K-seed run's per-seed report directory (seed_report_dir, run_workdir)
+
+
+def seed_report_dir(workdir: str, i: int) -> str:
+  """Where seed i of a K-seed run is evaluated and reported."""
+  return os.path.join(workdir, SEED_DIR.format(i))
+
+
 def run_workdir(workdir: str) -> str:
   """The run's workdir for a per-seed report directory (workdir/seed_<i>/ of a K-seed run: the
   parent, where artefacts shared by the seeds, such as an evaluator, belong), else workdir."""
   parent, name = os.path.split(os.path.normpath(workdir))
-  is_seed_dir = re.fullmatch(r"seed_\d+", name) and os.path.isdir(os.path.join(parent, "checkpoints"))
+  is_seed_dir = (re.fullmatch(SEED_DIR.format(r"\d+"), name)
+                 and os.path.isdir(os.path.join(parent, "checkpoints")))
   return parent if is_seed_dir else workdir
 
 
@@ -418,7 +427,7 @@ def evaluate_seeds(fn, s: Setup, states: list, workdir: str) -> dict[str, list[f
   (a name a seed did not return counts as NaN for that seed)."""
   results = []
   for i, st in enumerate(states):
-    seed_dir = os.path.join(workdir, f"seed_{i}")
+    seed_dir = seed_report_dir(workdir, i)
     os.makedirs(seed_dir, exist_ok=True)
     results.append(fn(st, s.data, seed_dir))
   names = list(dict.fromkeys(k for r in results for k in r))
