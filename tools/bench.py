@@ -16,6 +16,7 @@ whose lowered HLO has no cost analysis (CUDA, seen on an H100 with jax 0.11.2: N
 of the same step lowered for the CPU, the same program before fusion.
 """
 import json
+import math
 import time
 
 import jax
@@ -39,7 +40,7 @@ def _flops_of(lowered) -> float:
 def hlo_flops(step, state, batch, lowered) -> float:
   """XLA's FLOP count of one step, or of its CPU lowering where this backend reports none."""
   flops = _flops_of(lowered)
-  if flops == flops:  # not NaN
+  if not math.isnan(flops):
     return flops
   try:
     return _flops_of(step.trace(state, batch).lower(lowering_platforms=("cpu",)))
