@@ -143,6 +143,8 @@ def table(dataset, runs, chosen) -> str:
     lines.append(f"| chance (fit split's mean / 1 over classes) | — | {' | '.join(['—'] * len(cols))} | "
                  f"{np.nanmean([c for c in chance if c is not None]):.3f} | — |")
   lines += ["", _verdicts(dataset, runs, avg)]
+  if any("recon/reference_mae" in m for r in runs.values() for m in r):
+    lines += ["", _recon_table(runs)]
   if dataset == "faces":
     lines += ["", _faces_truth(runs)]
   return "\n".join(lines) + "\n"
@@ -163,6 +165,21 @@ def _verdicts(dataset, runs, avg) -> str:
                             higher_is_better=higher)
       out.append(f"- {dict(ROWS)[model]}: e predicts the target factors better than z: {v}")
   return "\n".join(out)
+
+
+def _recon_table(runs) -> str:
+  """Pixel MAE of reconstructions beside the best constant image (methods.rbvae.reconstruction_check)."""
+  lines = ["Reconstructions (pixel MAE on [0, 1]; 'constant' = the set's per-pixel median image, the "
+           "best a model that ignores its input can do; reference images rebuilt with e_r for "
+           "Rb-VAE/sRb-VAE):", "",
+           "| model | unlabelled | unlabelled, constant | reference | reference, constant |",
+           "|---" * 5 + "|"]
+  keys = ("unlabelled_mae", "unlabelled_constant_mae", "reference_mae", "reference_constant_mae")
+  for model, label in ROWS:
+    r = [m for m in runs.get(model, []) if "recon/reference_mae" in m]
+    if r:
+      lines.append(f"| {label} | {' | '.join(seeds_lib.cell([m[f'recon/{k}'] for m in r]) for k in keys)} |")
+  return "\n".join(lines)
 
 
 def _faces_truth(runs) -> str:

@@ -457,7 +457,8 @@ def make_method(config, data: Splits, *, loss_fn=None) -> Method:
     key = (int(np.asarray(state.step).ravel()[0]), id(data_))
     if key not in cache:
       cache.clear()
-      cache[key] = evaluate(state, data_, workdir, config=config, represent=represent_j)
+      cache[key] = evaluate(state, data_, workdir, config=config, represent=represent_j,
+                            generate=generate_j)
     return dict(cache[key])
 
   return Method(init=init, train_step=train_step, streams=streams, evaluate=evaluate_once,
@@ -518,12 +519,46 @@ def _feature_sets(config, f):
   return {"main": f["z"]}
 
 
-def evaluate(state, data: Splits, workdir: str, *, config, represent) -> dict:
-  """Table 1's numbers for this model (keys: '<feature>/<metric>'), plus the faces' extras."""
+RECON_EXAMPLES = 256  # images per set for the reconstruction check
+
+
+def pixel_mae(x, x_hat) -> float:
+  """Mean absolute error of images in [-1, 1], on the [0, 1] intensity scale."""
+  return float(np.mean(np.abs(np.asarray(x, np.float64) - np.asarray(x_hat, np.float64))) / 2.0)
+
+
+def reconstruction_check(state, data: Splits, *, config, represent, generate) -> dict:
+  """Pixel MAE of reconstructions of unlabelled (probe_score) and reference (training) images,
+  beside the best constant image (the set's per-pixel median, the L1 optimum of a constant).
+
+  A reference MAE at its constant level means G(z_r, e_r) draws no reference image: z then holds
+  no common factor, and Rb-VAE's reference pathway (Eq. 3's second line) is not working.
+  Reference images are rebuilt with e_r (Rb-VAE, sRb-VAE) or G(z) (the baselines)."""
+  from affectjax.evaluate.inference import batched
+  ref_idx = np.flatnonzero(_read(data.train, "is_reference").astype(bool))[:RECON_EXAMPLES]
+  sets = {"unlabelled": data.test.gather(np.arange(min(RECON_EXAMPLES, len(data.test))))["image"],
+          "reference": data.train.gather(ref_idx)["image"]}
+  out = {}
+  for name, x in sets.items():
+    x = np.asarray(x, np.float32)
+    f = batched(lambda b: represent(state, {"image": b}), x, config.eval.batch_size)
+    inputs = {"z": f["z"]}
+    if "e" in f and name == "unlabelled":
+      inputs["e"] = f["e"]
+    x_hat = batched(lambda b: generate(state, b), inputs, config.eval.batch_size)
+    out[f"recon/{name}_mae"] = pixel_mae(x, x_hat)
+    out[f"recon/{name}_constant_mae"] = pixel_mae(x, np.median(x, axis=0, keepdims=True))
+  return out
+
+
+def evaluate(state, data: Splits, workdir: str, *, config, represent, generate=None) -> dict:
+  """Table 1's numbers for this model (keys: '<feature>/<metric>'), plus the faces' extras and,
+  given `generate`, the reconstruction check."""
   fit_f, fit_fields = _features(state, data.metadata["probe_fit"], represent, config)
   sc_f, sc_fields = _features(state, data.test, represent, config)
   names = tuple(data.metadata.get("factor_names", ()))
-  out = {}
+  out = {} if generate is None else reconstruction_check(state, data, config=config,
+                                                          represent=represent, generate=generate)
   sets_fit, sets_sc = _feature_sets(config, fit_f), _feature_sets(config, sc_f)
   if data.metadata.get("name") in ("style_digits", "mnist_style"):
     cols = [names.index(n) for _, n in DIGIT_COLUMNS]
@@ -680,4 +715,9 @@ def table_row_markdown(variant, dataset, ev) -> str:
     if f"{feat}/{avg}" in ev:
       vals = [f"{ev.get(key(feat, c), float('nan')):.3f}" for c in cols]
       lines.append(f"| {name} | {' | '.join(vals)} | {ev[f'{feat}/{avg}']:.3f} |")
+  if "recon/reference_mae" in ev:
+    lines += ["", "Reconstruction pixel MAE on [0, 1] (the set's per-pixel median image in brackets, "
+              f"the best constant): unlabelled {ev['recon/unlabelled_mae']:.3f} "
+              f"[{ev['recon/unlabelled_constant_mae']:.3f}], reference {ev['recon/reference_mae']:.3f} "
+              f"[{ev['recon/reference_constant_mae']:.3f}]"]
   return "\n".join(lines) + "\n"
