@@ -120,8 +120,9 @@ def table(dataset, runs, chosen) -> str:
   avg = "mae_avg" if dataset == "digits" else "acc_avg"
   metric = "mean absolute error (lower is better)" if dataset == "digits" else "per-class accuracy (higher is better)"
   n = max((len(r) for r in runs.values()), default=0)
+  per_model = ", ".join(f"{label} {len(runs[m])}" for m, label in ROWS if m in runs)
   lines = [f"### Table 1, {'style digits' if dataset == 'digits' else 'synthetic faces'}: {metric}; "
-           f"{n} seed(s), mean [95 % interval]", "",
+           f"up to {n} seed(s), mean [95 % interval]", "", f"Seeds per model: {per_model}.", "",
            f"| model | features | {' | '.join(cols)} | Avg. | paper Avg. |", "|---" * (len(cols) + 4) + "|"]
   for model, label in ROWS:
     if model not in runs:
