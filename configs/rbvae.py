@@ -119,10 +119,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.data.images_per_identity = 50
     if not faces:
       # Two departures for 1,049 CPU steps (the paper: 50,000 on MNIST), both measured on seed 0
-      # (experiments/rbvae.py's reconstruction table): with the 1-pixel edge maps no model learns
-      # the reference digits (their reconstructions stay at the all-black image, so z holds no
-      # shape and e predicts the style no better than z); with filled strokes they are learned,
-      # and Adam at 3e-4 instead of 1e-4 gets e ahead of z within the run.
+      # (the reference stream's NLL, now also methods.rbvae.reconstruction_check): with the
+      # 1-pixel edge maps no model learns the reference digits (their reconstructions stay at the
+      # all-black image, so z holds no shape and e predicts the style no better than z); with
+      # filled strokes they are learned, and Adam at 3e-4 instead of 1e-4 gets e ahead of z.
       c.data.edges = False
       c.optim.lr = 3e-4
   num_unl = faces_unlabelled(c.data) if faces else digits.num_unlabelled(1797, c.data.probe_fraction)

@@ -551,14 +551,13 @@ def reconstruction_check(state, data: Splits, *, config, represent, generate) ->
   return out
 
 
-def evaluate(state, data: Splits, workdir: str, *, config, represent, generate=None) -> dict:
-  """Table 1's numbers for this model (keys: '<feature>/<metric>'), plus the faces' extras and,
-  given `generate`, the reconstruction check."""
+def evaluate(state, data: Splits, workdir: str, *, config, represent, generate) -> dict:
+  """Table 1's numbers for this model (keys: '<feature>/<metric>'), plus the reconstruction
+  check and the faces' extras."""
   fit_f, fit_fields = _features(state, data.metadata["probe_fit"], represent, config)
   sc_f, sc_fields = _features(state, data.test, represent, config)
   names = tuple(data.metadata.get("factor_names", ()))
-  out = {} if generate is None else reconstruction_check(state, data, config=config,
-                                                          represent=represent, generate=generate)
+  out = reconstruction_check(state, data, config=config, represent=represent, generate=generate)
   sets_fit, sets_sc = _feature_sets(config, fit_f), _feature_sets(config, sc_f)
   if data.metadata.get("name") in ("style_digits", "mnist_style"):
     cols = [names.index(n) for _, n in DIGIT_COLUMNS]
