@@ -9,6 +9,8 @@ import os
 
 import ml_collections
 
+from affectjax.errors import UserError
+
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.method = ""
@@ -68,12 +70,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.log_every = 50
   c.train.checkpoint_every = 500
   c.train.eval_every = 0  # 0: evaluate only at the end
-  c.train.keep_checkpoints = 2
+  c.train.keep_checkpoints = 2  # newest checkpoints kept (>= 1: a run can always be resumed)
   c.train.progress = True
   c.train.report = True  # write the method's tables and figures at the end
   c.train.num_seeds = 1  # K > 1: K independent models in one program (vmapped over a seed axis)
   # K > 1: every seed reads config.seed's data order (one read, broadcast) instead of its own
   c.train.shared_data_order = False
+  # Resuming a workdir with another method, variant, seed, model, loss or data is refused
+  # (affectjax/workdir.py); True lets a run continue another experiment's weights on purpose.
+  c.train.allow_config_change = False
   return c
 
 
@@ -89,7 +94,7 @@ def cache_dir_of(data) -> str:
           or os.path.join(os.path.expanduser("~"), ".cache", "affectjax"))
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
   """A config value that cannot run; raised before anything is generated, read or compiled."""
 
 
@@ -131,6 +136,22 @@ CHOICES = {
 }
 
 
+# Fields named like these are counts that must be positive integers, in every section of every
+# method's config (eval.batch_size, triplets.batch_size, eval.ceiling_max_steps, ...).
+POSITIVE_SUFFIXES = ("batch_size", "num_steps", "max_steps")
+
+
+def check_counts(config, prefix: str = "") -> None:
+  """Every field whose name ends in one of POSITIVE_SUFFIXES is a positive integer."""
+  for key, value in config.items():
+    path = f"{prefix}{key}"
+    if hasattr(value, "items"):
+      check_counts(value, path + ".")
+    elif key.endswith(POSITIVE_SUFFIXES) and not isinstance(value, bool):
+      expect(isinstance(value, int) and value > 0,
+             f"config.{path}={value!r} must be a positive integer")
+
+
 def validate(config, num_devices: int) -> None:
   """The shared fields (config.method and config.data.name are checked by their owners,
   affectjax.methods.validate and affectjax.data.sources.validate); one clear line each."""
@@ -138,9 +159,13 @@ def validate(config, num_devices: int) -> None:
                "train.num_seeds"):
     value = get_path(config, path)
     expect(isinstance(value, int) and value > 0, f"config.{path}={value!r} must be a positive integer")
-  for path in ("train.checkpoint_every", "train.eval_every", "optim.warmup_steps"):
+  for path in ("train.checkpoint_every", "train.eval_every", "optim.warmup_steps", "seed"):
     value = get_path(config, path)
     expect(isinstance(value, int) and value >= 0, f"config.{path}={value!r} must be an integer >= 0")
+  expect(isinstance(config.train.keep_checkpoints, int) and config.train.keep_checkpoints >= 1,
+         f"config.train.keep_checkpoints={config.train.keep_checkpoints!r} must be an integer >= 1 "
+         "(the newest checkpoints kept; with none a run could not be resumed)")
+  check_counts(config)
   expect(config.train.batch_size % num_devices == 0,
          f"config.train.batch_size={config.train.batch_size} is not divisible by the {num_devices} devices")
   check_choices(config, CHOICES)

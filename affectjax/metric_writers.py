@@ -15,21 +15,39 @@ class JsonlWriter:
     self._truncate_after(resume_step)
 
   def _truncate_after(self, step: int):
-    # A resumed run re-does the steps after its checkpoint: drop their stale lines first.
+    # A resumed run re-does the steps after its checkpoint: drop their stale lines first. A line
+    # that is not JSON (torn by a kill mid-write) is dropped too, kept in metrics.jsonl.torn and
+    # reported; the file is replaced atomically, so a kill here loses nothing.
     if not os.path.exists(self.path):
       return
-    with open(self.path) as f:
-      lines = [ln for ln in f if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    kept, torn = [], []
+    with open(self.path, "rb") as f:
+      for number, raw in enumerate(f, 1):
+        if not raw.strip():
+          continue
+        try:
+          row = json.loads(raw)
+        except ValueError:
+          torn.append((number, raw))
+          continue
+        if row.get("step", 0) <= step:
+          kept.append(raw if raw.endswith(b"\n") else raw + b"\n")
+    if torn:
+      with open(self.path + ".torn", "ab") as f:
+        f.writelines(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in torn)
+      logging.getLogger("affectjax").warning(
+          "%s: dropped %d line(s) that are not JSON (line %s; a run killed mid-write), kept in %s",
+          self.path, len(torn), ", ".join(str(n) for n, _ in torn), self.path + ".torn")
     tmp = self.path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(lines)
+    with open(tmp, "wb") as f:
+      f.writelines(kept)
     os.replace(tmp, self.path)
 
   def write(self, step: int, metrics: dict):
     row = {"step": int(step)}
     row.update({k: (float(v) if math.isfinite(float(v)) else str(float(v))) for k, v in metrics.items()})
     with open(self.path, "a") as f:
-      f.write(json.dumps(row) + "\n")
+      f.write(json.dumps(row) + "\n")  # one write of one line: a kill tears at most this line
 
 
 class TensorBoardWriter:

@@ -18,6 +18,7 @@ mean over seeds with its 95 % interval (affectjax.evaluate.seeds).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -34,18 +35,18 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from affectjax import config as config_lib
 from affectjax import methods
 from affectjax import metric_writers
+from affectjax import workdir as workdir_lib
 from affectjax.data import pipeline, sources
+from affectjax.errors import UserError
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(UserError, FloatingPointError):
   """A non-finite loss: the run stops and the last good checkpoint stays as it was."""
 
 
-class WorkdirError(OSError):
-  """The workdir cannot be created or written, or holds a run of another config."""
+WorkdirError = workdir_lib.WorkdirError  # the workdir cannot be written, is in use, or holds another run
 
 
 # ---------------------------------------------------------------- setup
@@ -277,23 +278,11 @@ def seed_states(s: Setup, state) -> list:
           for i in range(s.num_seeds)]
 
 
-def _flat_config(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat_config(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def _config_diff(workdir: str, config) -> list[str]:
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  saved = workdir_lib.read_config(workdir)
+  if saved is None:
     return []
-  with open(path) as f:
-    old = _flat_config(json.load(f))
-  new = _flat_config(json.loads(config.to_json_best_effort()))
+  old, new = workdir_lib.flat(saved), workdir_lib.flat(json.loads(config.to_json_best_effort()))
   return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
           for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
@@ -380,11 +369,9 @@ def compile_step(s: Setup):
 
 # ---------------------------------------------------------------- loop
 
-def _finite(metrics: dict) -> tuple[bool, str]:
-  for k, v in metrics.items():
-    if not math.isfinite(float(v)):
-      return False, k
-  return True, ""
+def _bad(name: str, value: float, sentinels) -> bool:
+  """Non-finite, except a selection sentinel's infinity (never its NaN)."""
+  return math.isnan(value) or (math.isinf(value) and name not in sentinels)
 
 
 def host_metrics(s: Setup, metrics) -> tuple[dict, str, str]:
@@ -392,18 +379,18 @@ def host_metrics(s: Setup, metrics) -> tuple[dict, str, str]:
 
   K seeds: each metric's mean under its name and seed i's value under name/seed<i>; the
   non-finite one named is the first seed's ('loss' checked first); the note lists every seed
-  that is non-finite when there are several."""
-  got = jax.device_get(metrics)
+  that is non-finite when there are several. Method.sentinels may be infinite (not NaN)."""
+  got, sent = jax.device_get(metrics), tuple(s.method.sentinels)
   if s.num_seeds == 1:
     out = {k: float(v) for k, v in got.items()}
-    ok, bad = _finite(out)
-    return out, "" if ok else f"{bad}={out[bad]}", ""
+    bad = next((k for k in sorted(out, key=lambda k: k != "loss") if _bad(k, out[k], sent)), "")
+    return out, f"{bad}={out[bad]}" if bad else "", ""
   per = {k: np.asarray(v, np.float64).reshape(s.num_seeds) for k, v in got.items()}
   names = sorted(per, key=lambda k: k != "loss")
-  broken = [i for i in range(s.num_seeds) if not all(math.isfinite(per[k][i]) for k in names)]
+  broken = [i for i in range(s.num_seeds) if any(_bad(k, per[k][i], sent) for k in names)]
   if broken:
     i = broken[0]
-    name = next(k for k in names if not math.isfinite(per[k][i]))
+    name = next(k for k in names if _bad(k, per[k][i], sent))
     note = f" (non-finite in seeds {', '.join(map(str, broken))})" if len(broken) > 1 else ""
     return {}, f"{name}={per[name][i]} in seed {i}", note
   out = {}
@@ -411,6 +398,29 @@ def host_metrics(s: Setup, metrics) -> tuple[dict, str, str]:
     out[k] = float(v.mean())
     out.update({f"{k}/seed{i}": float(x) for i, x in enumerate(v)})
   return out, "", ""
+
+
+def compile_state_check(s: Setup):
+  """A jitted state -> {top-level field: whether all its floating leaves are finite}: the guard
+  looks at the state itself, so a checkpoint is never written from non-finite parameters (the
+  loss of a step is computed before its update). Method.sentinels' fields may be infinite."""
+  sentinels = set(s.method.sentinels)
+
+  def check(state):
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+      if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+        continue
+      name = jax.tree_util.keystr(path[:1]).strip(".[]'\"")
+      ok = ~jnp.any(jnp.isnan(leaf)) if name in sentinels else jnp.all(jnp.isfinite(leaf))
+      out[name] = out[name] & ok if name in out else ok
+    return out
+
+  return jax.jit(check)
+
+
+def nonfinite_fields(check, state) -> list[str]:
+  return sorted(k for k, ok in jax.device_get(check(state)).items() if not bool(ok))
 
 
 # ---------------------------------------------------------------- K seeds: evaluation and summary
@@ -509,40 +519,24 @@ def _finish_seeds(s: Setup, state, workdir: str, writer) -> dict:
   return {k: seeds_lib.summarize(v)["mean"] for k, v in table.items()}
 
 
-def train_and_evaluate(config, workdir: str, **overrides):
-  """Trains config.method for config.train.num_steps (resuming from workdir) and evaluates.
+def _diverged(ckpt, workdir: str, what: str, step: int) -> TrainingDiverged:
+  ckpt.wait_until_finished()
+  kept = ckpt.latest_step()
+  return TrainingDiverged(
+      f"non-finite {what} at step {step}; stopped. The last good checkpoint "
+      f"({'step ' + str(kept) if kept is not None else 'none'}) in {workdir}/checkpoints is "
+      f"kept unchanged: rerun with a smaller --config.optim.lr (or other optim settings) to "
+      f"resume from it")
 
-  overrides: the method's injectable functions (e.g. loss_fn=). Returns (state, metrics): the
-  final state and the last logged training metrics merged with the final evaluation and report.
-  With K seeds the state has the seed axis, the training metrics carry name/seed<i> beside each
-  mean, and every evaluation/report scalar is the mean over the seeds (seeds.json has the rest).
-  """
-  check_workdir(workdir)  # before anything slow: a bad workdir is one clear line
-  s = setup(config, **overrides)
-  c = config.train
-  ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
-  state, start = restore_or_init(s, workdir, ckpt_dir)
-  if start:
-    print(f"resuming from the checkpoint at step {start} in {workdir}", flush=True)
-  ckpt = ocp.CheckpointManager(
-      ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=c.keep_checkpoints, create=True))
-  writers = []
-  if is_writer():
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
-    writers = [metric_writers.JsonlWriter(workdir, resume_step=start),
-               metric_writers.TensorBoardWriter(workdir)]
-  writer = metric_writers.MultiWriter(writers)
-  step_fn = compile_step(s)
-  evaluate = s.method.evaluate
 
-  progress = None
-  if c.progress and is_writer():
-    from tqdm import tqdm
-    progress = tqdm(total=c.num_steps, initial=start, desc=config.method, unit="step",
-                    dynamic_ncols=True)
-  last_metrics, t0, t_steps = {}, time.perf_counter(), 0
+def _loop(s: Setup, state, start: int, ckpt, writer, progress, workdir: str):
+  """Steps start+1 .. num_steps: log with the NaN guard (metrics and the state itself),
+  checkpoint (only a state the guard passed), periodic evaluation. Returns (state, the last
+  logged metrics)."""
+  c, evaluate = s.config.train, s.method.evaluate
+  step_fn, state_check = compile_step(s), compile_state_check(s)
   batches = input_batches(s, start)
+  last_metrics, t0, t_steps = {}, time.perf_counter(), 0
   for step in range(start + 1, c.num_steps + 1):
     state, metrics = step_fn(state, to_global(s, next(batches)))
     t_steps += 1
@@ -550,12 +544,11 @@ def train_and_evaluate(config, workdir: str, **overrides):
     if step % c.log_every == 0 or is_ckpt or step == c.num_steps:
       metrics, bad, note = host_metrics(s, metrics)
       if bad:
-        kept = ckpt.latest_step()
-        ckpt.wait_until_finished()
-        raise TrainingDiverged(
-            f"non-finite {bad} at step {step}{note}; stopped. "
-            f"The last good checkpoint ({'step ' + str(kept) if kept is not None else 'none'}) "
-            f"in {workdir}/checkpoints is kept unchanged.")
+        raise _diverged(ckpt, workdir, bad + note, step)
+      broken = nonfinite_fields(state_check, state)
+      if broken:  # the loss was computed before this step's update; the update broke the state
+        raise _diverged(ckpt, workdir, f"state ({', '.join(broken)}; loss {metrics.get('loss')})",
+                        step)
       elapsed = time.perf_counter() - t0
       metrics["steps_per_sec"] = t_steps / max(elapsed, 1e-9)
       if s.num_seeds > 1:
@@ -564,7 +557,7 @@ def train_and_evaluate(config, workdir: str, **overrides):
       last_metrics, t0, t_steps = metrics, time.perf_counter(), 0
       if progress is not None:
         progress.set_postfix(loss=f"{metrics['loss']:.4g}")
-    if is_ckpt:
+    if is_ckpt:  # the state was checked above, at this same step
       ckpt.save(step, args=ocp.args.StandardSave(state))
     # periodic evaluation; the last step's is the final evaluation below (run once)
     if c.eval_every and step % c.eval_every == 0 and step < c.num_steps and evaluate is not None:
@@ -575,11 +568,73 @@ def train_and_evaluate(config, workdir: str, **overrides):
         writer.write(step, {f"eval/{k}": v for k, v in evaluate(host_state(state), s.data, workdir).items()})
     if progress is not None:
       progress.update(1)
-  if progress is not None:
-    progress.close()
   ckpt.wait_until_finished()
-  ckpt.close()
+  return state, last_metrics
 
+
+def train_and_evaluate(config, workdir: str, **overrides):
+  """Trains config.method for config.train.num_steps (resuming from workdir) and evaluates.
+
+  overrides: the method's injectable functions (e.g. loss_fn=). Returns (state, metrics): the
+  final state and the last logged training metrics merged with the final evaluation and report.
+  With K seeds the state has the seed axis, the training metrics carry name/seed<i> beside each
+  mean, and every evaluation/report scalar is the mean over the seeds (seeds.json has the rest).
+
+  One run per workdir at a time (workdir/.affectjax.lock); a full disk or a read-only workdir
+  stops the run with one WorkdirError line and leaves what was written before as it was.
+  """
+  validate(config)  # before anything slow or written: a bad config is one clear line
+  check_workdir(workdir)
+  try:
+    with workdir_lib.lock(workdir, enabled=is_writer()):
+      return _train_and_evaluate(config, workdir, **overrides)
+  except UserError:
+    raise
+  except Exception as e:  # noqa: BLE001 - only the filesystem's errors are translated
+    disk = workdir_lib.disk_error(e)
+    if disk is None:
+      raise
+    raise WorkdirError(workdir_lib.describe_disk_error(disk, workdir)) from None
+
+
+def _train_and_evaluate(config, workdir: str, **overrides):
+  c = config.train
+  ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
+  if os.path.isdir(ckpt_dir) and any(d.isdigit() for d in os.listdir(ckpt_dir)):
+    workdir_lib.check_resume_config(workdir, config)  # before data is loaded or anything compiled
+  s = setup(config, **overrides)
+  state, start = restore_or_init(s, workdir, ckpt_dir)
+  if start > c.num_steps:
+    raise WorkdirError(
+        f"{workdir}/checkpoints holds step {start}, beyond config.train.num_steps={c.num_steps}: "
+        f"nothing to train. Pass --config.train.num_steps={start} (or more) to evaluate or "
+        f"continue that run, or use a new --workdir")
+  if start:
+    print(f"resuming from the checkpoint at step {start} in {workdir}", flush=True)
+  ckpt = ocp.CheckpointManager(
+      ckpt_dir, options=ocp.CheckpointManagerOptions(max_to_keep=c.keep_checkpoints, create=True))
+  writers = []
+  if is_writer():
+    workdir_lib.write_atomic(os.path.join(workdir, workdir_lib.CONFIG),
+                             config.to_json_best_effort(indent=2))
+    writers = [metric_writers.JsonlWriter(workdir, resume_step=start),
+               metric_writers.TensorBoardWriter(workdir)]
+  writer = metric_writers.MultiWriter(writers)
+  progress = None
+  if c.progress and is_writer():
+    from tqdm import tqdm
+    progress = tqdm(total=c.num_steps, initial=start, desc=config.method, unit="step",
+                    dynamic_ncols=True)
+  try:
+    state, last_metrics = _loop(s, state, start, ckpt, writer, progress, workdir)
+  finally:  # Ctrl-C or an error: a checkpoint being written is finished, not lost
+    with contextlib.suppress(Exception):
+      ckpt.wait_until_finished()
+      ckpt.close()
+    if progress is not None:
+      progress.close()
+
+  evaluate = s.method.evaluate
   final = dict(last_metrics)
   if s.num_seeds > 1:
     final.update(_finish_seeds(s, state, workdir, writer))

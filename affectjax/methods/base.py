@@ -21,7 +21,8 @@ A Method is plain data:
 - train_step(state, batch, key) -> (state, metrics): pure; jitted by train.py with every stream's
   batch sharded over the mesh's 'data' axis and the state replicated. `key` is already
   fold_in(root, state.step); split it by purpose inside. `metrics` is a flat dict of scalars and
-  must contain 'loss' (checked for NaN at every log step).
+  must contain 'loss'. At every log and checkpoint step the NaN guard checks the metrics and
+  every floating leaf of the state (a checkpoint is only written from a finite state).
 - represent(state, batch) -> array and generate(state, batch, key) -> images, where the paper has
   them (pure, jit-able; evaluation uses them through affectjax.evaluate.inference.batched).
 - data: the splits as the method prepared them (e.g. LeVAsa's annotation transfer), passed to
@@ -61,6 +62,9 @@ class Method:
   represent: Optional[Callable[..., Any]] = None
   generate: Optional[Callable[..., Any]] = None
   data: Any = None  # the splits as the method prepared them (None: as loaded); evaluate/report get these
+  # State fields and metrics that hold a selection's running best, which starts at -inf by design
+  # (the triplet VAE's best validation ELBO): the NaN guard lets them be infinite, never NaN.
+  sentinels: Sequence[str] = ()
 
 
 def data_stream(data, config, keys: Optional[Sequence[str]] = None) -> dict[str, Stream]:

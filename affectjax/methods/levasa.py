@@ -26,7 +26,7 @@ from affectjax.data import source as source_lib
 from affectjax.data.source import ArraySource
 from affectjax.data.sources import Splits, synthetic_arrays, view_seed
 from affectjax.methods.base import Method, data_stream, resolve
-from affectjax.nn.vae import ChunkedVAE
+from affectjax.nn.vae import ChunkedVAE, Decoder
 
 VARIANTS = ("vanilla", "continuous", "discrete")
 VA_LOSSES = ("mse", "bce", "ce", "broadcast_mse")
@@ -74,6 +74,10 @@ def validate(config):
   expect(not (m.arch == "original" and config.data.image_size != 64),
          f"config.data.image_size={config.data.image_size}: model.arch='original' (the public "
          "code's shapes) needs 64")
+  side = 2 ** len(Decoder.channels)  # the paper arch halves the image once per conv layer
+  expect(m.arch != "paper" or config.data.image_size % side == 0,
+         f"config.data.image_size={config.data.image_size}: model.arch='paper' halves the image "
+         f"{len(Decoder.channels)} times, so it needs a positive multiple of {side}")
   expect(len(m.chunk_sizes) == 3 and all(int(c) > 0 for c in m.chunk_sizes),
          f"config.model.chunk_sizes={tuple(m.chunk_sizes)}: expected three positive sizes (z_v, z_a, z_z)")
   expect(m.head_hidden > 0, f"config.model.head_hidden={m.head_hidden} must be > 0")

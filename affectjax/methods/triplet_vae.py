@@ -441,4 +441,5 @@ def make_method(config, data: Splits, *, loss_fn=None) -> Method:
                 evaluate=functools.partial(ev.evaluate, model=model, config=config, represent=represent),
                 report=functools.partial(ev.report, model=model, config=config, represent=represent),
                 represent=represent, generate=generate,
-                data=Splits(ArraySource(prep.train.arrays()), ArraySource(prep.test.arrays()), md))
+                data=Splits(ArraySource(prep.train.arrays()), ArraySource(prep.test.arrays()), md),
+                sentinels=("best_elbo", "best_val_elbo"))  # -inf until the first validation

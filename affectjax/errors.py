@@ -1,0 +1,14 @@
+"""The errors a user can cause and fix: each is reported as one line, never a traceback.
+
+`python -m affectjax.main`, the experiment scripts and the tools catch UserError and print
+`affectjax: error: <message>` (exit status 1). Raise a subclass with a message that names the
+file, row or field and says what was expected.
+"""
+
+
+class UserError(Exception):
+  """Bad input, a bad config, an unusable workdir or data directory, or a diverged run."""
+
+
+class DataError(UserError, ValueError):
+  """A data directory, file, row or cache that cannot be read as expected."""
