@@ -56,6 +56,7 @@ def quiet_console_logging() -> None:
   from absl import flags, logging
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+  workdir_lib.quiet_disk_error_logs()  # a full disk is reported once, in one line
 
 
 def is_writer() -> bool:

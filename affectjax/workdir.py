@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
+import re
 import socket
+import sys
 import time
 import warnings
 
@@ -202,15 +205,30 @@ def lock(workdir: str, enabled: bool = True):
 # ---------------------------------------------------------------- a full disk, a read-only workdir
 
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+# Orbax (TensorStore) reports the filesystem's errors as ValueError text, not OSError.
+_DISK_TEXT = {"No space left on device": errno.ENOSPC, "os_error_code='28'": errno.ENOSPC,
+              "Disk quota exceeded": errno.EDQUOT, "Read-only file system": errno.EROFS,
+              "Permission denied": errno.EACCES}
+
+
+def _from_text(text: str) -> OSError | None:
+  code = next((c for pattern, c in _DISK_TEXT.items() if pattern in text), None)
+  if code is None:
+    return None
+  path = re.search(r'(?:local file|Failed writing:) "([^"]+)"', text)
+  return OSError(code, os.strerror(code), path.group(1) if path else None)
 
 
 def disk_error(e: BaseException) -> OSError | None:
-  """The OSError about the filesystem (full, read-only, not permitted) in e or its causes."""
+  """The filesystem's error (full, read-only, not permitted) in e or its causes, as an OSError."""
   seen = set()
   while e is not None and id(e) not in seen:
     seen.add(id(e))
     if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
       return e
+    found = _from_text(str(e))
+    if found is not None:
+      return found
     e = e.__cause__ or e.__context__
   return None
 
@@ -220,3 +238,30 @@ def describe_disk_error(e: OSError, workdir: str) -> str:
   return (f"cannot write {where}: {e.strerror or e}. What was written before stays as it was "
           f"(the newest complete checkpoint in {workdir}/checkpoints is resumed from once there "
           f"is room)")
+
+
+class _DropDiskErrorTracebacks(logging.Filter):
+  """Orbax logs a traceback from each of its background threads when a save fails for lack of
+  room; the same error reaches the loop, which reports it in one line, so those are dropped."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno < logging.ERROR or "orbax" not in record.pathname:
+      return True
+    exc = record.exc_info[1] if record.exc_info else None
+    return disk_error(exc) is None and _from_text(record.getMessage()) is None
+
+
+def _ignore_closed_loop(unraisable, default=sys.unraisablehook):
+  # After a failed save Orbax closes its event loop while TensorStore still delivers callbacks
+  # to it: each is an ignorable 'Event loop is closed' that Python would print as a traceback.
+  if not (unraisable.exc_type is RuntimeError and "Event loop is closed" in str(unraisable.exc_value)):
+    default(unraisable)
+
+
+def quiet_disk_error_logs() -> None:
+  """For the command line: a failed save (full disk) prints the loop's one line, not Orbax's
+  background threads' tracebacks."""
+  absl_logger = logging.getLogger("absl")
+  if not any(isinstance(f, _DropDiskErrorTracebacks) for f in absl_logger.filters):
+    absl_logger.addFilter(_DropDiskErrorTracebacks())
+  sys.unraisablehook = _ignore_closed_loop

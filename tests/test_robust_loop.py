@@ -257,3 +257,37 @@ def test_command_line_mistakes_are_one_line(tmp_path, args, expected):
   lines = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
   assert out.returncode == 1 and len(lines) == 1, lines
   assert expected in lines[0] and lines[0].startswith("affectjax: error: ")
+
+
+def test_orbax_disk_errors_are_recognised_in_their_text():
+  orbax_style = ValueError(
+      'RESOURCE_EXHAUSTED: Error writing "params/0" in OCDBT database at local file '
+      '"/runs/x/checkpoints/10.orbax-checkpoint-tmp/": Failed writing: "/runs/x/d/ab": Failed to '
+      "write 6627328 bytes to file 15: No space left on device [os_error_code='28']")
+  found = workdir_lib.disk_error(RuntimeError("wrapped")) or workdir_lib.disk_error(orbax_style)
+  assert found.errno == errno.ENOSPC and found.filename == "/runs/x/checkpoints/10.orbax-checkpoint-tmp/"
+  assert workdir_lib.disk_error(ValueError("a shape mismatch")) is None
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+  """A 3 MiB tmpfs (root only): a real full disk under Orbax's asynchronous saves."""
+  mount = tmp_path / "full"
+  mount.mkdir()
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+                    capture_output=True).returncode:
+    pytest.skip("cannot mount a tmpfs here (not root)")
+  yield mount
+  subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_real_full_disk_under_main_is_one_line(tiny_filesystem):
+  out = subprocess.run(
+      [sys.executable, "-m", "affectjax.main", "--config=configs/levasa.py:tiny",
+       f"--workdir={tiny_filesystem}/run", "--config.train.progress=False"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  lines = [ln for ln in (out.stdout + out.stderr).splitlines()
+           if ln.strip() and "oneDNN" not in ln and "absl::InitializeLog" not in ln]
+  assert out.returncode == 1 and len(lines) == 1, lines[:20]
+  assert lines[0].startswith(f"affectjax: error: cannot write {tiny_filesystem}/run/checkpoints/")
+  assert "No space left on device" in lines[0]
