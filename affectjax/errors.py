@@ -12,3 +12,18 @@ class UserError(Exception):
 
 class DataError(UserError, ValueError):
   """A data directory, file, row or cache that cannot be read as expected."""
+
+
+def one_line(main):
+  """main(argv) for absl's app.run, with a UserError printed as `affectjax: error: ...` (exit 1)."""
+  import functools
+  import sys
+
+  @functools.wraps(main)
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except UserError as e:
+      sys.exit(f"affectjax: error: {e}")
+
+  return wrapped

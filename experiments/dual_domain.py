@@ -21,6 +21,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
 import dual_domain as dd_configs  # noqa: E402  (configs/dual_domain.py)
 
+from affectjax import errors
 from affectjax import config as config_lib, train  # noqa: E402
 from affectjax.data.example import EMOTIONS  # noqa: E402
 from affectjax.evaluate import seeds as seeds_lib  # noqa: E402
@@ -262,4 +263,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  app.run(errors.one_line(main))

@@ -23,6 +23,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
 import ganmut as ganmut_configs  # noqa: E402  (configs/ganmut.py)
 
+from affectjax import errors
 from affectjax import config as config_lib, train  # noqa: E402
 from affectjax.affect.emotions import EMOTIONS  # noqa: E402
 from affectjax.evaluate import seeds  # noqa: E402
@@ -237,4 +238,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  app.run(errors.one_line(main))

@@ -25,6 +25,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
 import levasa as levasa_configs  # noqa: E402  (configs/levasa.py)
 
+from affectjax import errors
 from affectjax import config as config_lib, train  # noqa: E402
 from affectjax.affect import ellipses as ell  # noqa: E402
 from affectjax.data import example, sources  # noqa: E402
@@ -363,4 +364,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  app.run(errors.one_line(main))

@@ -22,6 +22,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
 import triplet_vae as tv_configs  # noqa: E402  (configs/triplet_vae.py)
 
+from affectjax import errors
 from affectjax import config as config_lib, train  # noqa: E402
 from affectjax.data.example import EMOTIONS  # noqa: E402
 from affectjax.evaluate import seeds as seeds_lib  # noqa: E402
@@ -167,4 +168,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  app.run(errors.one_line(main))
