@@ -133,16 +133,16 @@ def table3(workdir: str) -> tuple[str, dict]:
                 [[n] + [seeds_lib.cell(col(cells[k, n], "ece")) for k in _KINDS.value]
                  for n in _NOISE.value])]
   if "onehot" in _KINDS.value:
-    lines = []
+    claims = seeds_lib.Claims()  # every arm on the same seeds: paired
     for k in (k for k in _KINDS.value if k != "onehot"):
       for n in _NOISE.value:
-        f1 = seeds_lib.verdict(col(cells[k, n], "f1"), col(cells["onehot", n], "f1"))
-        acc = seeds_lib.verdict(col(cells[k, n], "accuracy_clean"), col(cells["onehot", n], "accuracy_clean"))
-        ece = seeds_lib.verdict(col(cells[k, n], "ece"), col(cells["onehot", n], "ece"), higher_is_better=False)
-        lines.append(f"- {KIND_NAMES[k]} beats one-hot at {n} % noise: F1 {f1}; clean accuracy "
-                     f"{acc}; lower ECE {ece}")
-    out += ["\nClaims (Sec. 5.1; 'inconclusive' unless the 95 % intervals separate):\n",
-            "\n".join(lines) + "\n"]
+        for metric, what, higher in (("f1", "F1", True), ("accuracy_clean", "clean accuracy", True),
+                                     ("ece", "lower ECE", False)):
+          claims.add(f"{KIND_NAMES[k]} beats one-hot at {n} % noise: {what}",
+                     col(cells[k, n], metric), col(cells["onehot", n], metric), paired=True,
+                     higher_is_better=higher)
+    out += [f"\nClaims (Sec. 5.1). {claims.HEADER}\n",
+            "\n".join(f"- {c.text}: {c.line()}" for c in claims.judged()) + "\n"]
   return "\n".join(out), cells
 
 
@@ -227,11 +227,14 @@ def fig5(workdir: str, path: str) -> str:
   plt.close(fig)
   rows = [[name] + [seeds_lib.cell(col(runs, m)) for m in ("rmse_v", "rmse_a", "ccc_v", "ccc_a")]
           for name, runs in (("L2", plain), ("weighted L2 (Eq. 8)", weighted))]
-  v = seeds_lib.verdict(col(weighted, "rmse_v"), col(plain, "rmse_v"), higher_is_better=False)
-  a = seeds_lib.verdict(col(weighted, "rmse_a"), col(plain, "rmse_a"), higher_is_better=False)
+  claims = seeds_lib.Claims()
+  for m, dim in (("rmse_v", "valence"), ("rmse_a", "arousal")):
+    claims.add(f"Weighted L2 lowers RMSE ({dim})", col(weighted, m), col(plain, m), paired=True,
+               higher_is_better=False)
   return "\n".join(["## Figure 5: L2 vs weighted L2 (fig5_va_errors.png)\n",
                     _table(["Loss", "RMSE V", "RMSE A", "CCC V", "CCC A"], rows),
-                    f"\nWeighted L2 lowers RMSE: valence {v}; arousal {a}.\n"])
+                    f"\n{claims.HEADER}\n"]
+                   + [f"- {c.text}: {c.line()}" for c in claims.judged()] + [""])
 
 
 def main(argv):

@@ -196,10 +196,11 @@ def tables(m: dict, nc: int = 7) -> str:
 
   # verdicts
   lower = dict(higher_is_better=False)
-  claims = []
+  claims, judged = [], seeds.Claims()
   def claim(text, a, b, va, vb, **kw):
-    if len(va) and len(vb):  # both sides were run
-      claims.append([text, NAMES.get(a, a), NAMES.get(b, b), seeds.verdict(va, vb, **kw)])
+    if len(va) and len(vb):  # both sides were run, on the same seeds: paired
+      claims.append([text, NAMES.get(a, a), NAMES.get(b, b)])
+      judged.add(text, va, vb, paired=True, **kw)
   claim("GANmut interpolates more smoothly than StarGAN (Table 1, mean)", "ganmut", "stargan",
         _mean_over(m, "ganmut", smooth), _mean_over(m, "stargan", smooth), **lower)
   claim("lambda_rho = 4 is smoother than lambda_rho = 1 (Sec. 5.2)", "ganmut", "ganmut_rho1",
@@ -218,9 +219,8 @@ def tables(m: dict, nc: int = 7) -> str:
           _mean_over({"x": first}, "x", [f"acc_real_{c}" for c in range(nc)]))
     claim("the learned directions follow valence-arousal better than chance", "ganmut", "chance",
           values(m, "ganmut", "angle_err_deg"), ref("angle_err_chance_deg"), **lower)
-  out += ["## Verdicts\n",
-          "'holds' / 'does NOT hold' only when the 95 % intervals over seeds do not overlap; "
-          "otherwise (or with one seed) 'inconclusive'.\n", _claims(claims)]
+  rows = [row + [c.line()] for row, c in zip(claims, judged.judged())]
+  out += ["## Verdicts\n", seeds.Claims.HEADER + "\n", _claims(rows)]
   return "\n".join(out)
 
 

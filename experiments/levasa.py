@@ -269,7 +269,7 @@ def tables(s: dict, area: tuple, steps: int) -> str:
   out.append(table_reconstruction(s))
   out.append(markdown_table(["model", "pixel MSE"], [[k, cell(v, "pixel_mse", digits=4)] for k, v in s.items()]))
   out.append("\n## Does the paper's conclusion hold here?\n")
-  out.append("\"holds\" / \"does NOT hold\" only when the seeds' 95 % intervals do not overlap.\n")
+  out.append(seeds.Claims.HEADER + "\n")
   out.extend(verdicts(s))
   return "\n".join(out)
 
@@ -306,11 +306,11 @@ def verdicts(s: dict) -> list:
       ("LeVAsa reconstructs worse (Sec. 3.3, held-out pixel MSE)", values(lc, "pixel_mse"),
        values(v, "pixel_mse"), True),
   ]
-  lines = []
-  for text, a, b, higher in claims:
-    lines.append(f"- {text}: {seeds.verdict(a, b, higher_is_better=higher)} "
-                 f"({seeds.cell(a, 4)} vs {seeds.cell(b, 4)})")
-  return lines
+  judged = seeds.Claims()
+  for text, a, b, higher in claims:  # every model is trained on the same seeds: paired
+    judged.add(text, a, b, paired=True, higher_is_better=higher)
+  return [f"- {c.text}: {c.line()} ({seeds.cell(a, 4)} vs {seeds.cell(b, 4)})"
+          for c, (_, a, b, _) in zip(judged.judged(), claims)]
 
 
 def reference_figure(workdir: str) -> tuple:

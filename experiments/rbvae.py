@@ -154,19 +154,20 @@ def table(dataset, runs, chosen) -> str:
 
 def _verdicts(dataset, runs, avg) -> str:
   higher = dataset == "faces"
-  out = ["Claims (verdict over seeds: 'holds' only when the 95 % intervals do not overlap):", ""]
+  claims = seeds_lib.Claims()
   if "srbvae" in runs:
     s = [m[f"main/{avg}"] for m in runs["srbvae"]]
     for model, label in ROWS:
-      if model != "srbvae" and model in runs:
-        v = seeds_lib.verdict(s, [m[f"main/{avg}"] for m in runs[model]], higher_is_better=higher)
-        out.append(f"- sRb-VAE (e) beats {label}: {v}")
+      if model != "srbvae" and model in runs:  # every model on seeds 0, 1, ...: paired
+        claims.add(f"sRb-VAE (e) beats {label}", s, [m[f"main/{avg}"] for m in runs[model]],
+                   paired=True, higher_is_better=higher)
   for model in ("rbvae", "srbvae"):
     if model in runs:
-      v = seeds_lib.verdict([m[f"main/{avg}"] for m in runs[model]], [m[f"z/{avg}"] for m in runs[model]],
-                            higher_is_better=higher)
-      out.append(f"- {dict(ROWS)[model]}: e predicts the target factors better than z: {v}")
-  return "\n".join(out)
+      claims.add(f"{dict(ROWS)[model]}: e predicts the target factors better than z",
+                 [m[f"main/{avg}"] for m in runs[model]], [m[f"z/{avg}"] for m in runs[model]],
+                 paired=True, higher_is_better=higher)
+  return "\n".join([f"Claims. {claims.HEADER}", ""]
+                   + [f"- {c.text}: {c.line()}" for c in claims.judged()])
 
 
 def _recon_table(runs) -> str:

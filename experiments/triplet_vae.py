@@ -117,14 +117,15 @@ def tables(results: dict) -> str:
               "| representation | " + " | ".join(head[1:-2]) + " |", "|" + "---|" * (len(head) - 2)]
     for row, vals in PAPER[setting].items():
       lines.append(f"| {ROW_NAMES[row]} | " + " | ".join(str(v) for v in vals) + " |")
-    lines += ["", "Claims (95 % intervals over seeds must not overlap):", ""]
+    claims = seeds_lib.Claims()
     tkey = "triplets_crowd_5" if crowd else "triplets_artificial"
     for a, b, key in (("m2", "vae", tkey), ("m2", "m1", tkey), ("m1", "vae", tkey),
                       ("m2", "raw", "accuracy"), ("m2", "vae", "accuracy")):
-      if a in rows and b in rows:
-        va = [v.get(key, np.nan) for v in rows[a]]
-        vb = [v.get(key, np.nan) for v in rows[b]]
-        lines.append(f"- {ROW_NAMES[a]} > {ROW_NAMES[b]} on {key}: {seeds_lib.verdict(va, vb)}")
+      if a in rows and b in rows:  # every row on the same seeds: paired
+        claims.add(f"{ROW_NAMES[a]} > {ROW_NAMES[b]} on {key}", [v.get(key, np.nan) for v in rows[a]],
+                   [v.get(key, np.nan) for v in rows[b]], paired=True)
+    lines += ["", f"Claims. {claims.HEADER}", ""]
+    lines += [f"- {c.text}: {c.line()}" for c in claims.judged()]
     parts.append("\n".join(lines))
   return "\n\n".join(parts) + "\n"
 

@@ -1,12 +1,15 @@
-"""Results over seeds: mean with a 95 % interval, and verdicts that respect seed-to-seed spread.
+"""Results over seeds: mean with a 95 % interval, and verdicts a reviewer accepts.
 
-A claim "A beats B" holds only when the difference exceeds the spread: the 95 % intervals of the
-two means do not overlap. With one seed there is no spread, so every verdict is "inconclusive".
+A claim "A beats B" is a two-sided t-test over seeds -- paired when both arms were trained on
+the same seeds and data order, Welch otherwise -- Holm-corrected across one paper's claims; it
+holds (or does NOT hold) at adjusted p < 0.05 and is inconclusive otherwise, with the number of
+seeds a power calculation at the observed effect says would decide it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import stats
@@ -38,19 +41,135 @@ def cell(values: Sequence[float], digits: int = 3) -> str:
   return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}]"
 
 
-def verdict(a: Sequence[float], b: Sequence[float], higher_is_better: bool = True) -> str:
-  """'holds' if A beats B beyond the seed spread, 'does NOT hold' if B beats A beyond it,
-  'inconclusive' otherwise (overlapping 95 % intervals, or fewer than 2 seeds on a side)."""
-  sa, sb = summarize(a), summarize(b)
-  if sa["n"] < 2 or sb["n"] < 2:
-    return "inconclusive"
-  if not higher_is_better:
-    sa = {k: -sa[k] for k in ("lo", "hi")}
-    sb = {k: -sb[k] for k in ("lo", "hi")}
-    sa["lo"], sa["hi"] = sa["hi"], sa["lo"]
-    sb["lo"], sb["hi"] = sb["hi"], sb["lo"]
-  if sa["lo"] > sb["hi"]:
-    return "holds"
-  if sb["lo"] > sa["hi"]:
-    return "does NOT hold"
-  return "inconclusive"
+ALPHA = 0.05  # family-wise error rate of one paper's claims (Holm)
+POWER = 0.8  # the power a "seeds needed" estimate asks for
+
+
+@dataclasses.dataclass
+class Comparison:
+  """A claim "A beats B" over seeds: the difference of means A - B with its 95 % interval, the
+  two-sided test's p, the Holm-adjusted p across the claims it was judged with, and the verdict."""
+  text: str
+  diff: float
+  lo: float
+  hi: float
+  p: float
+  n_a: int
+  n_b: int
+  test: str  # 'paired t' | 'Welch t' | 'none' (fewer than 2 values on a side)
+  higher_is_better: bool = True
+  p_holm: float = float("nan")
+  verdict: str = "inconclusive"
+  seeds_needed: Optional[int] = None  # per arm, for POWER at the observed effect; None: > 100
+
+  def line(self, digits: int = 4) -> str:
+    """'verdict: A - B = d [lo, hi], paired t p = ... (Holm ...), n = 3 / 3[; ...seeds...]'."""
+    if self.test == "none":
+      return f"{self.verdict} (n = {self.n_a} / {self.n_b}: a test needs 2 seeds per arm)"
+    f = lambda x: f"{x:+.{digits}f}"
+    out = (f"{self.verdict}: A - B = {f(self.diff)} [{f(self.lo)}, {f(self.hi)}], {self.test} "
+           f"p = {self.p:.3g} (Holm {self.p_holm:.3g}), n = {self.n_a} / {self.n_b}")
+    if self.verdict == "inconclusive":
+      need = (f"about {self.seeds_needed}" if self.seeds_needed else "more than 100")
+      out += f"; {need} seeds per arm would decide it at {POWER:.0%} power"
+    return out
+
+
+def _finite(values) -> np.ndarray:
+  return np.asarray([x for x in values if x is not None and math.isfinite(float(x))], np.float64)
+
+
+def _seeds_needed(effect: float, paired: bool) -> Optional[int]:
+  """Smallest n (pairs, or seeds per arm) at which the two-sided test at ALPHA has POWER against
+  the standardised effect (noncentral t); None beyond 100."""
+  if not math.isfinite(effect) or effect == 0:
+    return None
+  for n in range(2, 101):
+    df, nc = (n - 1, abs(effect) * math.sqrt(n)) if paired else (2 * n - 2, abs(effect) * math.sqrt(n / 2))
+    crit = stats.t.ppf(1 - ALPHA / 2, df)
+    if stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc) >= POWER:
+      return n
+  return None
+
+
+def compare(text: str, a: Sequence[float], b: Sequence[float], *, paired: bool,
+            higher_is_better: bool = True) -> Comparison:
+  """A two-sided t-test of A against B over seeds. paired: a[i] and b[i] come from the same seed
+  (same root key and data order), so the test is on the per-seed differences of the first
+  min(len) seeds with both values finite; otherwise Welch's unequal-variance test."""
+  if paired:
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None
+             and math.isfinite(float(x)) and math.isfinite(float(y))]
+    d = np.asarray([x - y for x, y in pairs], np.float64)
+    n_a = n_b = n = len(d)
+    if n < 2:
+      return Comparison(text, float(d.mean()) if n else math.nan, math.nan, math.nan, math.nan,
+                        n, n, "none", higher_is_better)
+    diff, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0:
+      p = 1.0 if diff == 0 else 0.0
+      return Comparison(text, diff, diff, diff, p, n, n, "paired t", higher_is_better)
+    se, df = sd / math.sqrt(n), n - 1
+    p = float(stats.ttest_rel(*zip(*pairs)).pvalue)
+    effect = diff / sd
+  else:
+    va, vb = _finite(a), _finite(b)
+    n_a, n_b = len(va), len(vb)
+    if n_a < 2 or n_b < 2:
+      diff = float(va.mean() - vb.mean()) if n_a and n_b else math.nan
+      return Comparison(text, diff, math.nan, math.nan, math.nan, n_a, n_b, "none", higher_is_better)
+    diff = float(va.mean() - vb.mean())
+    ra, rb = va.var(ddof=1) / n_a, vb.var(ddof=1) / n_b
+    if ra + rb == 0:
+      p = 1.0 if diff == 0 else 0.0
+      return Comparison(text, diff, diff, diff, p, n_a, n_b, "Welch t", higher_is_better)
+    se = math.sqrt(ra + rb)
+    df = (ra + rb) ** 2 / (ra ** 2 / (n_a - 1) + rb ** 2 / (n_b - 1))  # Welch-Satterthwaite
+    p = float(stats.ttest_ind(va, vb, equal_var=False).pvalue)
+    effect = diff / math.sqrt((va.var(ddof=1) + vb.var(ddof=1)) / 2)
+  half = float(stats.t.ppf(0.975, df)) * se
+  return Comparison(text, diff, diff - half, diff + half, p, n_a, n_b,
+                    "paired t" if paired else "Welch t", higher_is_better,
+                    seeds_needed=_seeds_needed(effect, paired))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+  """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
+  idx = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
+  order = sorted(idx, key=lambda i: pvalues[i])
+  out, running, m = [float("nan")] * len(pvalues), 0.0, len(idx)
+  for rank, i in enumerate(order):
+    running = max(running, min(1.0, (m - rank) * pvalues[i]))
+    out[i] = running
+  return out
+
+
+def judge(comparisons: Sequence[Comparison]) -> list[Comparison]:
+  """The verdicts of one paper's claims, Holm-corrected together: 'holds' when A beats B at
+  adjusted p < ALPHA, 'does NOT hold' when B beats A there, 'inconclusive' otherwise."""
+  adjusted = holm([c.p for c in comparisons])
+  out = []
+  for c, p in zip(comparisons, adjusted):
+    verdict = "inconclusive"
+    if math.isfinite(p) and p < ALPHA and c.diff != 0:
+      verdict = "holds" if (c.diff > 0) == c.higher_is_better else "does NOT hold"
+    out.append(dataclasses.replace(c, p_holm=p, verdict=verdict))
+  return out
+
+
+class Claims:
+  """One paper's claims, collected then judged together (Holm across them)."""
+
+  def __init__(self):
+    self._items: list[Comparison] = []
+
+  def add(self, text: str, a: Sequence[float], b: Sequence[float], *, paired: bool,
+          higher_is_better: bool = True) -> None:
+    self._items.append(compare(text, a, b, paired=paired, higher_is_better=higher_is_better))
+
+  def judged(self) -> list[Comparison]:
+    return judge(self._items)
+
+  HEADER = ("Verdicts: a two-sided t-test over seeds (paired when both arms share seeds and data "
+            "order, Welch otherwise), Holm-corrected across the claims listed together, at 0.05; "
+            "A - B with its 95 % interval.")

@@ -1,0 +1,76 @@
+"""Verdicts over seeds: paired and Welch t-tests equal scipy's, Holm's adjustment a hand-computed
+case, the seeds-needed power calculation textbook values, and the experiments' claim lists."""
+import importlib.util
+import math
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from affectjax.evaluate import seeds
+from conftest import REPO
+
+
+def test_paired_comparison_equals_scipy_and_its_interval_covers_by_construction():
+  a, b = [0.61, 0.70, 0.66, 0.72], [0.55, 0.64, 0.65, 0.60]
+  c = seeds.compare("A beats B", a, b, paired=True)
+  assert c.test == "paired t" and c.n_a == c.n_b == 4
+  np.testing.assert_allclose(c.p, stats.ttest_rel(a, b).pvalue, rtol=1e-12)
+  d = np.subtract(a, b)
+  half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+  np.testing.assert_allclose([c.diff, c.lo, c.hi], [d.mean(), d.mean() - half, d.mean() + half])
+
+
+def test_welch_comparison_equals_scipy():
+  a, b = [1.0, 1.4, 0.9, 1.2, 1.3], [0.2, 0.9, 0.4]
+  c = seeds.compare("x", a, b, paired=False, higher_is_better=False)
+  assert c.test == "Welch t" and (c.n_a, c.n_b) == (5, 3)
+  np.testing.assert_allclose(c.p, stats.ttest_ind(a, b, equal_var=False).pvalue, rtol=1e-12)
+  assert c.lo < c.diff < c.hi and c.diff == pytest.approx(np.mean(a) - np.mean(b))
+
+
+def test_holm_is_the_step_down_adjustment():
+  # sorted 0.01, 0.03, 0.04 -> 3 * 0.01, max(0.03, 2 * 0.03), max(0.06, 1 * 0.04)
+  assert seeds.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+  adjusted = seeds.holm([0.2, float("nan"), 0.001])
+  assert adjusted[0] == pytest.approx(0.2) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.002)
+
+
+def test_seeds_needed_matches_the_textbook_power_tables():
+  # Cohen's d = 1 at alpha 0.05 two-sided, power 0.8: 10 pairs (paired), 17 per group (two groups)
+  assert seeds._seeds_needed(1.0, paired=True) == 10
+  assert seeds._seeds_needed(1.0, paired=False) == 17
+  assert seeds._seeds_needed(0.01, paired=True) is None  # beyond 100
+
+
+def test_judge_directions_correction_and_lines():
+  claims = seeds.Claims()
+  claims.add("A higher", [2.0, 2.1, 2.2, 2.05], [1.0, 1.1, 1.15, 1.0], paired=True)
+  claims.add("A lower (is better) -- but it is higher", [2.0, 2.1, 2.2, 2.05], [1.0, 1.1, 1.15, 1.0],
+             paired=True, higher_is_better=False)
+  claims.add("noise", [1.0, 1.2, 0.9, 1.1], [1.05, 1.0, 1.1, 1.0], paired=True)
+  claims.add("one seed", [1.0], [0.0], paired=True)
+  judged = claims.judged()
+  assert [c.verdict for c in judged] == ["holds", "does NOT hold", "inconclusive", "inconclusive"]
+  assert judged[0].p_holm == pytest.approx(min(1, 3 * judged[0].p))  # 3 tested claims
+  assert "n = 4 / 4" in judged[0].line() and "paired t p = " in judged[0].line()
+  assert "seeds per arm would decide it" in judged[2].line()
+  assert judged[3].line().startswith("inconclusive (n = 1 / 1")
+
+
+def _experiment(name):
+  spec = importlib.util.spec_from_file_location(f"exp_{name}", os.path.join(REPO, "experiments", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_rbvae_claims_are_judged_together():
+  rbvae = _experiment("rbvae")
+  runs = {"vae": [{"main/avg": v, "z/avg": v} for v in (0.08, 0.085, 0.083)],
+          "srbvae": [{"main/avg": e, "z/avg": z} for e, z in ((0.05, 0.09), (0.055, 0.088), (0.052, 0.091))]}
+  text = rbvae._verdicts("digits", runs, "avg")
+  assert "- sRb-VAE (e) beats VAE: holds: A - B = -0.0" in text
+  assert "- sRb-VAE: e predicts the target factors better than z: holds" in text
+  assert "Holm" in text and "n = 3 / 3" in text
