@@ -80,6 +80,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.eval.max_val_examples = 2000
   c.eval.batch_size = 500
   c.eval.svm_c = 1.0
+  # Sec. V-B: "SVM with linear kernel" on the representation as it is | True: a StandardScaler
+  # (fit on the training part) before every linear SVM, raw and PCA included (affectjax before)
+  c.eval.svm_standardize = False
   c.eval.task = "valence_sign" if spontaneous else "emotion"  # the classification target
 
   if "tiny" in args:

@@ -228,6 +228,7 @@ def test_slow_srbvae_e_predicts_style_better_than_z(tmp_path):
   c.train.progress = False
   c.eval.num_figure_rows = 0
   if os.environ.get("AFFECTJAX_SLOW_STEPS"):
+    c.train.epochs = 0  # a fixed step count instead of 30 epochs of the data loaded
     config_lib.set_num_steps(c, int(os.environ["AFFECTJAX_SLOW_STEPS"]))
   with jax.threefry_partitionable(False):
     _, m = train.train_and_evaluate(c, str(tmp_path))

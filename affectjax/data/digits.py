@@ -25,6 +25,10 @@ __all__ = ["FACTOR_NAMES", "SPLITS", "load_sklearn_digits", "style_examples", "s
 
 FACTOR_NAMES = ("scale", "width", "color_r", "color_g", "color_b")
 SPLITS = ("train", "probe_fit", "probe_score")
+# Styles per probe digit when probe_copies is 0 (auto). MNIST: its 10,000 test digits once each,
+# halved, are Sec. 5.3's "5k images each". scikit-learn's digits: affectjax's choice, 4 styles of
+# each of the ~270 held-out digits per probe split (more probe examples from few digits).
+AUTO_PROBE_COPIES = {"mnist": 1, "sklearn": 4}
 
 
 def load_sklearn_digits():
@@ -138,8 +142,9 @@ def digit_splits(data_config, seed: int):
   train: the reference digits (is_reference) and the unlabelled ones (Sec. 5.1), as one source;
   test: probe_score (the third subset of Sec. 5.3). metadata: 'probe_fit' (the second subset, a
   source), 'factor_names', 'num_reference', 'digits_source'. Fields of config.data read here
-  (all optional): image_size, num_digits (0: all), probe_fraction, probe_copies, edges, tfds_dir
-  (TFDS mnist there is used when prepared; scikit-learn's bundled digits otherwise).
+  (all optional): image_size, num_digits (0: all), probe_fraction, probe_copies (0: auto,
+  AUTO_PROBE_COPIES), edges, tfds_dir (TFDS mnist there is used when prepared; scikit-learn's
+  bundled digits otherwise).
   """
   from affectjax.data.source import ArraySource
   from affectjax.data.sources import Splits
@@ -149,12 +154,14 @@ def digit_splits(data_config, seed: int):
   mnist = _mnist_arrays(get("tfds_dir", ""))
   kw = {} if mnist is None else dict(digits=mnist[0], labels=mnist[1], test_digits=mnist[2],
                                      test_labels=mnist[3])
+  source = "sklearn" if mnist is None else "mnist"
+  copies = int(get("probe_copies", 0)) or AUTO_PROBE_COPIES[source]
   arrays = style_digits(seed, size, probe_fraction=float(get("probe_fraction", 0.3)),
-                        probe_copies=int(get("probe_copies", 1)), num_digits=num_digits,
+                        probe_copies=copies, num_digits=num_digits,
                         with_edges=bool(get("edges", True)), uint8=True, **kw)
   train = ArraySource(arrays["train"])
   metadata = {"name": "style_digits", "image_size": size, "factor_names": FACTOR_NAMES,
               "probe_fit": ArraySource(arrays["probe_fit"]),
               "num_reference": int(arrays["train"]["is_reference"].sum()),
-              "digits_source": "sklearn" if mnist is None else "mnist"}
+              "digits_source": source, "probe_copies": copies}
   return Splits(train, ArraySource(arrays["probe_score"]), metadata)

@@ -5,7 +5,8 @@ backbone and no VA head).
 Built from the training split (make_method): labels with `train.label_noise` of them flipped to
 another class (Sec. 5.1; the clean labels are kept for evaluation), class statistics pi_k, mu_k,
 Sigma_k (Eq. 1) and class weights W_k (Eq. 5) of those labels, and the VA labels p(y | x)_VA
-(GMM Eq. 2 | Euclid Eq. 3) of every training row. Each step augments the images (colour jitter,
+(GMM Eq. 2 | Euclid Eq. 3) of every training row. A VA-only dataset (Aff-Wild) borrows AffectNet's
+pi_k, mu_k, Sigma_k instead and takes its class labels (train and test) from their GMM (Sec. 4.1). Each step augments the images (colour jitter,
 horizontal flip, random affine: a pure function of a key), fuses the labels (Eq. 4), and minimises
 Eq. 9 = weighted L2 on VA (Eq. 8) + weighted soft CE (Eq. 6) + weighted cosine loss (Eq. 7) with
 Adam and a step decay x0.5 every 30 epochs; SWA averages the weights over the last epochs, and
@@ -50,6 +51,7 @@ CHOICES = {
     "labels.kind": ("onehot", "euclid", "gmm"),
     "labels.euclid_distance": ("squared", "plain"),
     "labels.stats_from": ("noisy", "clean"),
+    "labels.va_only_stats": ("affectnet", "refit"),
     "train.noise_mode": ("paper", "original"),
 }
 
@@ -111,6 +113,9 @@ def validate(config):
          f"config.model.init_npz={m.init_npz!r}: no such file (torchvision ResNet-18 weights as "
          ".npz, see nn/resnet.py load_torchvision_npz)")
   expect(0.0 <= l.alpha <= 1.0, f"config.labels.alpha={l.alpha} must be in [0, 1]")
+  expect(not l.affectnet_stats or os.path.exists(l.affectnet_stats),
+         f"config.labels.affectnet_stats={l.affectnet_stats!r}: no such file or directory (an "
+         "AffectNet manual_dir, or a .npz with priors, means, covs; '' for the published statistics)")
   expect(m.va_head or not config.loss.l2_weight,
          f"config.loss.l2_weight={config.loss.l2_weight}: needs config.model.va_head=True")
   for name in ("ce_weight", "cos_weight", "l2_weight"):
@@ -216,7 +221,33 @@ def augment_fn(config):
 def _read(split, key):
   if isinstance(split, ArraySource):
     return np.asarray(split.arrays[key])
+  if isinstance(split, WithFields) and key in split.fields:  # without reading the images
+    return np.asarray(split.fields[key])
   return source_lib.read_field(split, key)
+
+
+def _read_fields(split, keys, batch_size: int = 1024) -> dict:
+  """Several fields of every example in one pass (a TFDS split decodes each image once)."""
+  out = {k: _read(split, k) for k in keys
+         if isinstance(split, ArraySource) or (isinstance(split, WithFields) and k in split.fields)}
+  rest, n = [k for k in keys if k not in out], len(split)
+  if rest:
+    parts = [split.gather(np.arange(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+    out.update({k: np.concatenate([p[k] for p in parts]) if parts else np.zeros((0,)) for k in rest})
+  return out
+
+
+def affectnet_gmm(config):
+  """(priors, means, covs, source): AffectNet's training-set pi_k, mu_k, Sigma_k (Eq. 1), which
+  Sec. 4.1 borrows for Aff-Wild. From the user's AffectNet when config.labels.affectnet_stats
+  names it (its manual_dir: the builder's statistics; or a .npz), else the published ones
+  (affect/affectnet_stats.py: REFERENCE.md's means and stds, diagonal covariances, priors from
+  the training-set class counts)."""
+  from affectjax.affect import affectnet_stats as an
+  c, path = config.data.num_classes, config.labels.affectnet_stats
+  if path:
+    return (*an.load_gmm(path, c, config.data), path)
+  return (*an.published_gmm(c), "published")
 
 
 def clean_label_index(metadata) -> Optional[int]:
@@ -230,27 +261,42 @@ def prepare(config, data: Splits) -> tuple[Splits, dict]:
   Returns (splits, info): train gets fields label (noisy), label_given (before the injected
   noise) and p_va [N, C] (NaN rows where VA is unknown); info holds priors, means, covs,
   class_weights, steps_per_epoch and the number of flipped labels.
+  A training split without class labels (Aff-Wild, VA only; Sec. 4.1, 5.1) borrows AffectNet's
+  pi_k, mu_k, Sigma_k (affectnet_gmm): every VA annotation gets p(y | x)_GMM (Eq. 2) and the label
+  its argmax, in the training split and, where it has no labels, the test split; the borrowed
+  parameters also give p_va (config.labels.va_only_stats='refit': refit on the derived labels).
   """
   c, l = config.data.num_classes, config.labels
-  labels = _read(data.train, "label").astype(np.int32)
-  va = _read(data.train, "va").astype(np.float32)
+  fields = _read_fields(data.train, ("label", "va"))
+  labels, va = fields["label"].astype(np.int32), fields["va"].astype(np.float32)
   labels = np.where(labels < c, labels, -1)  # e.g. AffectNet's 'none' etc. never reach here
-  info = {"va_only": False}
+  info = {"va_only": False, "statistics": "training split"}
+  test, borrowed = data.test, None
   if not np.any(labels >= 0):  # a VA-only dataset (Aff-Wild, Sec. 4.1): labels from AffectNet's GMM
     if not np.any(np.all(np.isfinite(va), -1)):
       raise ValueError(f"the training split of {config.data.name!r} has neither labels nor VA")
-    from affectjax.affect import affectnet_stats as an
-    priors = np.full(c, 1.0 / c)  # ASSUMPTION: published per-class counts are not used
-    covs = np.stack([np.diag(np.square(s)) for s in an.VA_STDS[:c]])
-    labels = np.asarray(ml.va_only_labels(va, priors, an.VA_MEANS[:c], covs)[0])
-    info["va_only"] = True
+    *borrowed, source = affectnet_gmm(config)
+    labels = np.asarray(ml.va_only_labels(va, *borrowed)[0])  # Sec. 5.1: argmax p(y | x)_GMM
+    # The test split's labels the same way (its own where it has them), so F1, accuracy and ECE
+    # are defined; noise is injected into the training labels only.
+    t = _read_fields(data.test, ("label", "va"))
+    test_given = t["label"].astype(np.int32)
+    test_derived = np.asarray(ml.va_only_labels(t["va"].astype(np.float32), *borrowed)[0])
+    test = WithFields(data.test, {"label": np.where((test_given >= 0) & (test_given < c), test_given,
+                                                   test_derived).astype(np.int32)})
+    info.update(va_only=True, statistics=f"AffectNet ({source})")
   given = labels.copy()
   key = jax.random.fold_in(jax.random.key(config.seed), 0x401)  # the label-noise key
   noisy, picked = ml.flip_labels(key, labels, float(config.train.label_noise), c,
                                  original=config.train.noise_mode == "original", return_mask=True)
   noisy = np.asarray(noisy)
   stats_labels = noisy if l.stats_from == "noisy" else given
-  priors, means, covs = ml.class_statistics(stats_labels, va, c, within_std=l.within_std)
+  if borrowed is not None and l.va_only_stats == "affectnet":
+    priors, means, covs = borrowed  # Sec. 4.1: AffectNet's parameters, not refit on this dataset
+  else:  # Eq. 1 on this training split (a VA-only one under va_only_stats='refit')
+    priors, means, covs = ml.class_statistics(stats_labels, va, c, within_std=l.within_std)
+    if borrowed is not None:
+      info["statistics"] = "refit on the AffectNet-derived labels"
   if l.kind == "gmm":
     p_va = np.asarray(ml.gmm_labels(va, priors, means, covs))  # Eq. 2
   elif l.kind == "euclid":
@@ -264,7 +310,7 @@ def prepare(config, data: Splits) -> tuple[Splits, dict]:
               steps_per_epoch=max(1, math.ceil(len(labels) / config.train.batch_size)))
   train = WithFields(data.train, {"label": noisy, "label_given": given,
                                   "p_va": p_va.astype(np.float32)})
-  return Splits(train, data.test, dict(data.metadata)), info
+  return Splits(train, test, dict(data.metadata)), info
 
 
 # ---------------------------------------------------------------- loss (Eq. 9)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from typing import Any
 
@@ -305,7 +306,9 @@ def validate(config):
   expect(config.train.batch_size > 1, f"config.train.batch_size={config.train.batch_size} must be > 1")
   d = config.data
   expect(d.num_digits >= 0, f"config.data.num_digits={d.num_digits} must be >= 0 (0: all)")
-  expect(d.probe_copies >= 1, f"config.data.probe_copies={d.probe_copies} must be >= 1")
+  expect(d.probe_copies >= 0, f"config.data.probe_copies={d.probe_copies} must be >= 0 (0: auto)")
+  expect(config.train.epochs >= 0,
+         f"config.train.epochs={config.train.epochs} must be >= 0 (0: train.num_steps as given)")
   expect(0.0 < d.probe_fraction < 1.0, f"config.data.probe_fraction={d.probe_fraction} must be in (0, 1)")
   for name in ("num_figure_rows", "max_probe_examples"):
     expect(config.eval[name] >= 0, f"config.eval.{name}={config.eval[name]} must be >= 0")
@@ -385,14 +388,30 @@ def prepare_data(config, splits: Splits) -> Splits:
   return Splits(train, test, meta)
 
 
+def resolve_num_steps(config, num_unlabelled: int) -> int:
+  """Sec. 5.2's schedule on the data actually loaded: train.epochs passes (30 on MNIST, 20 on
+  AffectNet) over the unlabelled set, as steps of train.batch_size; train.epochs = 0 keeps
+  train.num_steps as given."""
+  epochs = float(config.train.epochs)
+  if epochs <= 0:
+    return int(config.train.num_steps)
+  return max(1, math.ceil(epochs * num_unlabelled / config.train.batch_size))
+
+
 # ---------------------------------------------------------------- the method
 
 def make_method(config, data: Splits, *, loss_fn=None) -> Method:
   """Rb-VAE/sRb-VAE or a baseline from its config and the loaded splits. `loss_fn` replaces the
   variant's objectives (signature of rbvae_loss: (params, batch, key, *, nets_, config) ->
-  (M, J, metrics)); config.loss.fn names one from the command line."""
+  (M, J, metrics)); config.loss.fn names one from the command line. With config.train.epochs > 0,
+  config.train.num_steps is set here from the unlabelled set loaded (resolve_num_steps)."""
   data = prepare_data(config, data)
   mask = _read(data.train, "is_reference").astype(bool)
+  steps = resolve_num_steps(config, int((~mask).sum()))
+  if steps != config.train.num_steps:  # the config's count assumed other data (e.g. sklearn's, not MNIST)
+    print(f"rbvae: {config.train.epochs:g} epochs (config.train.epochs) of the {int((~mask).sum()):,} "
+          f"unlabelled images loaded: train.num_steps {config.train.num_steps} -> {steps}", flush=True)
+    config.train.num_steps = steps  # before the players: their schedules read it
   nets_ = networks(config)
   player_map = players(config)
   objectives = functools.partial(loss_fn or resolve(config.loss.fn, DEFAULT_LOSSES[config.variant]),
