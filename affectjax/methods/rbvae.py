@@ -410,7 +410,8 @@ def make_method(config, data: Splits, *, loss_fn=None) -> Method:
   steps = resolve_num_steps(config, int((~mask).sum()))
   if steps != config.train.num_steps:  # the config's count assumed other data (e.g. sklearn's, not MNIST)
     print(f"rbvae: {config.train.epochs:g} epochs (config.train.epochs) of the {int((~mask).sum()):,} "
-          f"unlabelled images loaded: train.num_steps {config.train.num_steps} -> {steps}", flush=True)
+          f"unlabelled images loaded: train.num_steps {config.train.num_steps} -> {steps} "
+          "(config.train.epochs=0 trains train.num_steps as given)", flush=True)
     config.train.num_steps = steps  # before the players: their schedules read it
   nets_ = networks(config)
   player_map = players(config)
