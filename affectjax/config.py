@@ -86,6 +86,8 @@ def set_num_steps(config, steps: int) -> None:
   """A shorter (or longer) run: train.num_steps, with a checkpoint at the end at the latest."""
   config.train.num_steps = steps
   config.train.checkpoint_every = min(config.train.checkpoint_every, steps)
+  if "epochs" in config.train:  # a step count given outright replaces a schedule in epochs
+    config.train.epochs = 0
 
 
 def cache_dir_of(data) -> str:

@@ -189,3 +189,12 @@ def test_rbvae_schedule_follows_the_data_loaded_and_probes_are_the_papers(monkey
   c.train.epochs, c.train.num_steps = 0, 7
   assert train.setup(c).config.train.num_steps == 7
   assert rbvae.resolve_num_steps(c, 10 ** 6) == 7
+
+
+def test_a_step_count_given_outright_replaces_rbvae_epochs():
+  from affectjax import config as config_lib
+  from affectjax.methods import rbvae
+  c = load_config("rbvae", "srbvae,small")
+  assert c.train.epochs == 30
+  config_lib.set_num_steps(c, 123)  # what experiments' --steps does
+  assert c.train.epochs == 0 and rbvae.resolve_num_steps(c, 60_000) == 123
