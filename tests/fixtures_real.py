@@ -312,3 +312,36 @@ def data_config(name, manual_dir, tfds_dir, image_size=20, num_classes=8, test_f
 def to_float(rgb) -> np.ndarray:
   """uint8 RGB -> the [-1, 1] values a source returns."""
   return np.asarray(rgb, np.float32) * (2.0 / 255.0) - 1.0
+
+
+# ----------------------------------------------------------------------- damaged copies (issue 22)
+AFFECTNET_DAMAGE = ("dropped_columns", "tab_separated", "empty", "binary", "header_only",
+                    "corrupt_images")
+
+
+def damage_affectnet(root: str, how: str) -> str:
+  """Damages the AffectNet copy under root (write_affectnet_bench) as a user's copy may be; returns
+  the file a one-line error must name."""
+  path = os.path.join(root, "training.csv")
+  with open(path, newline="") as f:
+    rows = list(csv.reader(f))
+  if how == "dropped_columns":  # re-saved without facial_landmarks and expression
+    _write_csv(path, None, [r[:5] + r[7:] for r in rows])
+  elif how == "tab_separated":
+    with open(path, "w") as f:
+      f.writelines("\t".join(r) + "\n" for r in rows)
+  elif how == "empty":
+    open(path, "w").close()
+  elif how == "binary":  # e.g. a spreadsheet saved under the CSV's name
+    with open(path, "wb") as f:
+      f.write(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+  elif how == "header_only":
+    _write_csv(path, None, rows[:1])
+  elif how == "corrupt_images":
+    images = os.path.join(root, "Manually_Annotated_Images")
+    for folder, _, files in os.walk(images):
+      for name in files:
+        corrupt(os.path.join(folder, name))
+  else:
+    raise ValueError(how)
+  return path

@@ -4,7 +4,8 @@
       [--tfds_dir=/tmp/tfds] [--image_size=64] [--num_classes=8] [--options='{"keep_none": true}']
 
 Prints: kept examples per split, skipped rows per reason, adjusted rows per reason, label
-histogram and VA range per split. A missing manual_dir or file is one error line (exit 2).
+histogram and VA range per split. Bad input (a missing manual_dir or file, an empty, binary or
+garbled index file, no usable rows, an unknown option) is one line, `affectjax: error: ...` (exit 1).
 """
 from __future__ import annotations
 
@@ -41,17 +42,17 @@ def main(argv=None) -> int:
   logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
   import ml_collections
   from affectjax.data import builders
-  from affectjax.data.builders.report import MissingDataError
+  from affectjax.errors import UserError
   data = ml_collections.ConfigDict({
       "name": a.dataset, "manual_dir": a.manual_dir, "tfds_dir": a.tfds_dir, "cache_dir": "",
       "image_size": a.image_size, "num_classes": a.num_classes, "test_fraction": a.test_fraction,
-      "builder_options": json.loads(a.options)})
+      "builder_options": a.options})  # a JSON string: base.given_options parses and checks it
   try:
     with contextlib.redirect_stdout(sys.stderr):  # TFDS progress text: stdout keeps the JSON line only
       splits = builders.load_splits(data)
-  except (MissingDataError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  except UserError as e:
+    print(f"affectjax: error: {e}", file=sys.stderr)
+    return 1
   print(json.dumps(summarize(splits), sort_keys=True))
   return 0
 

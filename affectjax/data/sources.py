@@ -43,6 +43,46 @@ def validate(config) -> None:
   if data.name == "synthetic_faces":
     from affectjax.data.synthetic import presets
     presets.validate(data, config_lib.base_config().data)
+    _expect_identity_split(data.num_identities, data.test_fraction)
+  elif data.name == "style_digits":
+    _expect_digit_split(data.get("num_digits", 0), data.get("probe_fraction", 0.3))
+  else:  # a real dataset: its builder options (JSON, known names) before anything is read
+    from affectjax.data import builders
+    module = builders.module_of(data.name)
+    if hasattr(module, "OPTIONS"):
+      from affectjax.data.builders import base
+      base.resolve_options(module.OPTIONS, data.get("builder_options", None), module.NAME,
+                           data.image_size, data.num_classes)
+
+
+def num_test_identities(num_identities: int, test_fraction: float) -> int:
+  """How many whole identities split_by_identity holds out: round(fraction * n), at least 1."""
+  return max(1, int(round(test_fraction * num_identities)))
+
+
+def _expect_identity_split(n: int, test_fraction: float) -> None:
+  """Both splits of the synthetic faces hold an identity (split_by_identity)."""
+  n_test = num_test_identities(n, test_fraction)
+  if n_test < n:
+    return
+  least = max(2, int(0.5 / (1.0 - test_fraction)) - 1)  # round(f m) < m needs m > ~0.5 / (1 - f)
+  while num_test_identities(least, test_fraction) >= least:
+    least += 1
+  raise config_lib.ConfigError(
+      f"config.data.num_identities={n} leaves no identity for training: the test split holds out "
+      f"max(1, round(test_fraction x num_identities)) = {n_test} whole identities at "
+      f"test_fraction={test_fraction}; expected num_identities >= {least} (or a smaller "
+      "config.data.test_fraction)")
+
+
+def _expect_digit_split(num_digits: int, probe_fraction: float) -> None:
+  """style digits (data/digits.py style_digits): >= 2 training and >= 2 probe digits."""
+  if not num_digits or not 0.0 < probe_fraction < 1.0:
+    return  # 0: all 1,797 (or MNIST's) digits; a bad fraction is the method's line to say
+  n_probe = int(round(probe_fraction * num_digits))
+  expect(n_probe >= 2 and num_digits - n_probe >= 2,
+         f"config.data.num_digits={num_digits} with probe_fraction={probe_fraction} gives "
+         f"{num_digits - n_probe} training and {n_probe} probe digits; expected at least 2 of each")
 
 
 def load(config) -> Splits:
@@ -96,7 +136,7 @@ def split_by_identity(identity: np.ndarray, test_fraction: float, seed: int):
   """Index arrays (train, test) with whole identities held out, chosen by `seed`."""
   ids = np.unique(identity)
   rng = np.random.default_rng(seed)
-  n_test = max(1, int(round(test_fraction * len(ids))))
+  n_test = num_test_identities(len(ids), test_fraction)
   test_ids = rng.permutation(ids)[:n_test]
   is_test = np.isin(identity, test_ids)
   return np.flatnonzero(~is_test), np.flatnonzero(is_test)
@@ -107,6 +147,11 @@ def synthetic_splits(data, seed: int) -> Splits:
   view = data.view
   arrays = synthetic_arrays(data, seed, view)
   train_idx, test_idx = split_by_identity(arrays["identity"], data.test_fraction, seed)
+  if not len(train_idx) or not len(test_idx):  # validate rules this out unless a filter emptied one
+    from affectjax.errors import DataError
+    raise DataError(f"synthetic faces (view {view}): {len(train_idx)} training and {len(test_idx)} "
+                    f"test images from {len(np.unique(arrays['identity']))} identities; expected "
+                    "both splits non-empty (raise config.data.num_identities or images_per_identity)")
   source = ArraySource(arrays)
   metadata = {
       "name": "synthetic_faces", "view": view, "num_classes": data.num_classes,

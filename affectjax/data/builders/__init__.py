@@ -27,7 +27,9 @@ NAMES = tuple(MODULES)
 
 def module_of(name: str):
   if name not in MODULES:
-    raise ValueError(f"config.data.name={name!r} is not a real dataset; expected one of {NAMES}")
+    from affectjax.config import ConfigError
+    raise ConfigError(f"config.data.name={name!r} is not a real dataset; expected one of "
+                      f"{', '.join(map(repr, NAMES))}")
   return importlib.import_module(f"affectjax.data.builders.{MODULES[name]}")
 
 

@@ -54,14 +54,16 @@ def index(manual_dir, options, report) -> dict:
       with open(path, "r", errors="replace") as f:
         data = json.load(f)
       frames, actor = data["frames"], str(data.get("actor", clip))
-    except (ValueError, KeyError, TypeError) as e:
-      report.skip("all", "bad_json", f"{path}: {e}")
+      if not isinstance(frames, dict):
+        raise TypeError(f"'frames' is a {type(frames).__name__}, expected an object of frames")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+      report.skip("all", "bad_json", f"{path}: {type(e).__name__}: {e}")
       continue
     for frame, ann in sorted(frames.items()):
       records.append((manual_dir, clip, frame, actor, ann))
   ids = common.identity_ids(r[3] for r in records)
   records = [r + (ids[r[3]],) for r in records]
-  return common.assign_splits(records, lambda r: r[3], options)
+  return common.assign_splits(records, lambda r: r[3], options, report)
 
 
 def load(record, options, report, split) -> dict:

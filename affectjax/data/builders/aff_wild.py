@@ -15,6 +15,7 @@ import os
 
 from affectjax.data.builders import common, images
 from affectjax.data.builders.report import MissingDataError, Skip
+from affectjax.errors import DataError
 
 NAME = "aff_wild"
 HAS_IMAGES = True
@@ -46,8 +47,9 @@ def check_layout(manual_dir, options) -> None:
 
 
 def _lines(path):
-  with open(path, "r", errors="replace") as f:
-    return [line.strip() for line in f if line.strip()]
+  """The non-blank lines of an annotation file; DataError if it is unreadable, empty or binary."""
+  text = common.read_text(NAME, path, "one valence (or arousal) value in [-1, 1] per line, per frame")
+  return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 @functools.lru_cache(maxsize=64)  # one listing per video folder, not per frame
@@ -69,7 +71,11 @@ def _index_split(manual_dir, split, options, report):
     if not os.path.isfile(apath):
       report.skip("all", "missing_arousal_file", apath)
       continue
-    val, aro = _lines(os.path.join(vdir, name)), _lines(apath)
+    try:
+      val, aro = _lines(os.path.join(vdir, name)), _lines(apath)
+    except DataError as e:  # one bad video among many: counted, the others are read
+      report.skip(split, "bad_index_file", str(e))
+      continue
     if len(val) != len(aro):
       for _ in range(abs(len(val) - len(aro))):  # frames with only one of valence/arousal
         report.skip(split, "va_length_mismatch", video)
@@ -84,7 +90,7 @@ def index(manual_dir, options, report) -> dict:
   if os.path.isdir(os.path.join(manual_dir, "annotations", "test", "valence")):
     splits = {"train": train, "test": _index_split(manual_dir, "test", options, report)}
   else:
-    splits = common.assign_splits(train, lambda r: r[2], options)
+    splits = common.assign_splits(train, lambda r: r[2], options, report)
   ids = common.identity_ids(r[2] for recs in splits.values() for r in recs)
   return {s: [r + (ids[r[2]],) for r in recs] for s, recs in splits.items()}
 

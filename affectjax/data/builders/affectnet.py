@@ -6,14 +6,13 @@ resized to image_size, and keeps its 68 landmarks in the crop's pixel coordinate
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 
 import numpy as np
 
-from affectjax.data.builders import images
+from affectjax.data.builders import common, images
 from affectjax.data.builders.report import MissingDataError, Skip
+from affectjax.errors import DataError
 
 NAME = "affectnet"
 HAS_IMAGES = True
@@ -74,14 +73,24 @@ def check_layout(manual_dir: str, options) -> None:
   _paths(manual_dir)
 
 
+EXPECTED_CSV = (f"comma-separated rows of {','.join(COLUMNS)} (header optional; "
+                "valence, arousal and facial_landmarks may be absent)")
+
+
 def read_csv(path: str):
-  """(column -> index map, data rows). The header is detected, not assumed: some validation.csv
-  copies have none, others name the first column '#subDirectory_filePath'."""
-  with open(path, "rb") as f:
-    text = f.read().decode("utf-8-sig", errors="replace")
-  rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-  if rows and rows[0] and rows[0][0].strip().lstrip("#").strip().lower() == COLUMNS[0].lower():
+  """(column -> index map, data rows, has header). The header is detected, not assumed: some
+  validation.csv copies have none, others name the first column '#subDirectory_filePath'.
+  An empty, binary, garbled or tab-separated file, or a header without a required column, is
+  one DataError naming the file (common.read_table)."""
+  rows = common.read_table(NAME, path, EXPECTED_CSV, min_columns=len(REQUIRED))
+  if rows[0] and rows[0][0].strip().lstrip("#").strip().lower() == COLUMNS[0].lower():
     header = [c.strip().lstrip("#").strip() for c in rows[0]]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+      raise DataError(f"{NAME}: {path}: its header lacks column(s) {', '.join(missing)}; "
+                      f"expected {EXPECTED_CSV}")
+    if len(rows) == 1:
+      raise DataError(f"{NAME}: {path} has a header but no rows; expected {EXPECTED_CSV}")
     return {name: i for i, name in enumerate(header)}, rows[1:], True
   return {name: i for i, name in enumerate(COLUMNS)}, rows, False
 
@@ -149,12 +158,9 @@ def index(manual_dir: str, options: dict, report) -> dict:
   out = {}
   for split in ("train", "test"):
     cols, rows, _ = read_csv(paths[split])
-    missing = [c for c in REQUIRED if c not in cols]
+    report.read_from[split].append(paths[split])
     records = []
     for row in rows:
-      if missing:
-        report.skip(split, "missing_column", f"{paths[split]} lacks {missing}")
-        continue
       try:
         records.append((paths["images"],) + parse_row(row, cols, options))
       except Skip as e:

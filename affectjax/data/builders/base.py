@@ -9,7 +9,9 @@ Prepared data are written as array_record files (random access; data/builders/so
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -19,6 +21,7 @@ import numpy as np
 
 from affectjax.data.builders import report as report_lib
 from affectjax.data.builders.report import Report, Skip
+from affectjax.errors import DataError
 
 log = logging.getLogger("affectjax.data.builders")
 
@@ -47,20 +50,32 @@ def _tfds(dataset: str = "mnist_style"):  # style_digits (TFDS mnist) calls it w
 
 def given_options(given, dataset: str) -> dict:
   """config.data.builder_options as a dict: a JSON string (the command line's form), a dict or None."""
+  from affectjax.config import ConfigError
   if isinstance(given, str):  # --config.data.builder_options='{"keep_none": true}'
     try:
       given = json.loads(given) if given.strip() else {}
     except json.JSONDecodeError as e:
-      raise ValueError(f"{dataset}: config.data.builder_options is not valid JSON: {e}") from None
-  return dict(given.to_dict() if hasattr(given, "to_dict") else (given or {}))
+      try:  # a Python literal, '{"keep_none": True}', as docs/datasets.md writes it
+        given = ast.literal_eval(given)
+      except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise ConfigError(f"config.data.builder_options={given!r} is not valid JSON ({e}); expected "
+                          f"an object of {dataset}'s options, e.g. '{{\"name\": value}}'") from None
+  given = given.to_dict() if hasattr(given, "to_dict") else (given or {})
+  if not isinstance(given, dict):
+    raise ConfigError(f"config.data.builder_options={given!r}: expected a JSON object of "
+                      f"{dataset}'s options")
+  return dict(given)
 
 
 def resolve_options(defaults: dict, given, dataset: str, image_size: int, num_classes: int) -> dict:
   """Defaults overridden by config.data.builder_options; an unknown option is one clear error."""
+  from affectjax.config import ConfigError
   given = given_options(given, dataset)
   unknown = sorted(set(given) - set(defaults))
   if unknown:
-    raise ValueError(f"{dataset}: unknown builder option(s) {unknown}; known: {sorted(defaults)}")
+    raise ConfigError(f"config.data.builder_options: unknown builder option(s) "
+                      f"{', '.join(map(repr, unknown))} for {dataset}; expected some of "
+                      f"{', '.join(map(repr, sorted(defaults)))}")
   out = dict(defaults, **given)
   out["image_size"] = int(image_size)
   out["num_classes"] = int(num_classes)
@@ -81,6 +96,28 @@ def split_by_identity(identities, test_fraction: float, seed: int) -> set:
   n_test = min(len(ids) - 1, max(1, int(round(test_fraction * len(ids)))))
   perm = np.random.default_rng(seed).permutation(len(ids))
   return {ids[i] for i in perm[:n_test]}
+
+
+def where_from(manual_dir: str, split: str, report) -> str:
+  """The index files a split was read from (Report.read_from), else manual_dir."""
+  files = report.read_from.get(split) or report.read_from.get("all")
+  return ", ".join(files) if files else manual_dir
+
+
+def no_examples_error(module, manual_dir: str, split: str, report, what: str) -> DataError:
+  """The one line for a split left without examples: where it came from, why every row was
+  dropped (counts and the first row per reason), what the dataset should look like."""
+  notes = "".join(f"; {n}" for n in report.notes.get(split, ()))
+  return DataError(f"{module.NAME}: no usable {split} examples in {where_from(manual_dir, split, report)}"
+                   f": {what} (skipped: {report.describe_skips(split)}){notes}; expected "
+                   f"{module.LAYOUT_HINT} (see docs/datasets.md, section {module.NAME})")
+
+
+def check_index(module, manual_dir: str, index: dict, report) -> None:
+  """Every split of `index` holds a row: an empty one is one DataError line, before TFDS writes."""
+  for split in ("train", "test"):
+    if not index.get(split):
+      raise no_examples_error(module, manual_dir, split, report, "no row was indexed for it")
 
 
 def make_builder_class(module):
@@ -129,6 +166,7 @@ def make_builder_class(module):
       self._report = Report(o["num_classes"])
       self._train_rows = ([], [])
       index = module.index(manual_dir, o, self._report)
+      check_index(module, manual_dir, index, self._report)
       # Rows dropped before a split is known (a whole clip's unreadable JSON) are reported as 'all'.
       self.info.metadata.update({"dataset": module.NAME, "options": o, "splits": {},
                                  "skipped_before_split": dict(self._report.skipped["all"])})
@@ -154,6 +192,9 @@ def make_builder_class(module):
           self._train_rows[0].append(int(ex["label"]))
           self._train_rows[1].append(np.asarray(ex["va"], np.float32))
         yield i, ex
+      if not self._report.kept[split]:  # TFDS would stop with "No examples were yielded"
+        raise no_examples_error(module, manual_dir, split, self._report,
+                                f"none of its {len(records)} indexed rows could be read")
       self._finish(split)
 
     def _complete(self, ex):
@@ -193,7 +234,52 @@ def builder_for(module, data_config, tfds_dir: str):
     o["test_fraction"] = float(data_config.get("test_fraction", module.OPTIONS["test_fraction"]))
   cls = make_builder_class(module)
   config = cls.Config(name=config_name(o), version=cls.VERSION, options=o)
-  return cls(config=config, data_dir=tfds_dir, file_format="array_record")
+  quiet = _DropMessage("Using custom data configuration")  # every option set is custom: no news
+  logging.getLogger("absl").addFilter(quiet)
+  try:
+    return cls(config=config, data_dir=tfds_dir, file_format="array_record")
+  finally:
+    logging.getLogger("absl").removeFilter(quiet)
+
+
+class _DropMessage(logging.Filter):
+  def __init__(self, prefix: str):
+    super().__init__()
+    self.prefix = prefix
+
+  def filter(self, record) -> bool:
+    return not str(record.msg).startswith(self.prefix)
+
+
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                errno.EEXIST, errno.EISDIR)
+
+
+def _disk_error(e: BaseException):
+  """(path or None, reason) of the disk error behind `e`, or None. TFDS re-raises a bare copy of
+  an OSError (its cause keeps errno); array_record's writer raises RuntimeError('... No space left
+  on device; writing <file> ...'), so the reason is also looked for in the text."""
+  reasons = [os.strerror(n) for n in _DISK_ERRNOS]
+  for _ in range(16):  # a chain is short; a cycle must not hang
+    if e is None:
+      return None
+    if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+      return e.filename, e.strerror
+    found = [r for r in reasons if r in str(e)]
+    if found:
+      return None, found[0]
+    e = e.__cause__ or e.__context__
+  return None
+
+
+def _close_progress_bars() -> None:
+  """TFDS's progress bars, closed before an error line so that they do not overwrite it."""
+  try:
+    from tqdm import tqdm
+  except ImportError:
+    return
+  for bar in list(getattr(tqdm, "_instances", ())):
+    bar.close()
 
 
 def prepare(builder, manual_dir: str, module) -> None:
@@ -207,5 +293,16 @@ def prepare(builder, manual_dir: str, module) -> None:
         f"({module.LAYOUT_HINT})")
   report_lib.require(manual_dir, f"your copy of {module.NAME} ({module.LAYOUT_HINT})", module.NAME)
   module.check_layout(manual_dir, builder.builder_config.options)  # missing files: one clear error
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  tfds_dir = os.fspath(builder.data_dir_root)
+  try:
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  except Exception as e:  # noqa: BLE001 - only disk errors are translated; the rest re-raised
+    _close_progress_bars()
+    cause = None if isinstance(e, DataError) else _disk_error(e)
+    if cause is None:
+      raise
+    path, reason = cause
+    raise DataError(f"{module.NAME}: cannot prepare the dataset under {tfds_dir}: "
+                    f"{path + ': ' if path else ''}{reason}; expected a writable directory with room "
+                    "for it (config.data.tfds_dir, or AFFECTJAX_CACHE/tfds)") from None

@@ -10,7 +10,6 @@ every AU absent. Landmarks only (zero placeholder image); whole subjects are hel
 """
 from __future__ import annotations
 
-import csv
 import os
 import re
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from affectjax.data.builders import common
 from affectjax.data.builders.report import MissingDataError, Skip
+from affectjax.errors import DataError
 
 NAME = "bp4d"
 HAS_IMAGES = False
@@ -61,8 +61,8 @@ def _landmark_files(manual_dir) -> dict:
 
 
 def _au_rows(path, aus, report):
-  with open(path, newline="", errors="replace") as f:
-    rows = [r for r in csv.reader(f) if r]
+  rows = common.read_table(NAME, path, "a header row (frame, then AU numbers) and one row of 0/1/9 "
+                           "per coded frame, comma-separated", min_columns=2)
   header = [h.strip() for h in rows[0]]
   col = {int(float(h)): i for i, h in enumerate(header[1:], 1) if h.replace(".", "").isdigit()}
   for r in rows[1:]:
@@ -85,14 +85,19 @@ def index(manual_dir, options, report) -> dict:
     if not m:
       continue
     subject, task = m[1].upper(), m[2].upper()
-    for frame, values in _au_rows(os.path.join(au_dir, name), aus, report):
+    try:
+      coded = list(_au_rows(os.path.join(au_dir, name), aus, report))
+    except DataError as e:  # one bad sequence among many: counted, the others are read
+      report.skip("all", "bad_index_file", str(e))
+      continue
+    for frame, values in coded:
       records.append((subject, task, frame, values, files.get((subject, task, frame))))
       if values is not None and all(v == 0 for v in values) and records[-1][4]:
         calm.setdefault(subject, []).append(records[-1][4])
   neutral = {s: _medoid(paths, report) for s, paths in calm.items()}
   ids = common.identity_ids(r[0] for r in records)
   records = [r + (ids[r[0]], neutral.get(r[0])) for r in records]
-  return common.assign_splits(records, lambda r: r[0], options)
+  return common.assign_splits(records, lambda r: r[0], options, report)
 
 
 def _medoid(paths, report):

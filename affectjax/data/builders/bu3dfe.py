@@ -69,7 +69,7 @@ def index(manual_dir, options, report) -> dict:
     records.append((path, m["subject"], LABELS[m["expr"]], int(m["level"])))
   ids = common.identity_ids(r[1] for r in records)
   records = [r + (ids[r[1]], neutral.get(r[1])) for r in records]
-  return common.assign_splits(records, lambda r: r[1], options)
+  return common.assign_splits(records, lambda r: r[1], options, report)
 
 
 def load(record, options, report, split) -> dict:

@@ -49,7 +49,8 @@ def open_rgb(path: str):
         im = Image.fromarray(a.astype(np.uint8))
       return im.convert("RGB")
   except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
-    raise Skip("unreadable_image", f"{path}: {type(e).__name__}: {e}") from None
+    why = str(e).replace(f" '{path}'", "").replace(f" {path}", "")  # the path is said once
+    raise Skip("unreadable_image", f"{path}: {type(e).__name__}: {why}") from None
 
 
 def read_rgb(path: str) -> np.ndarray:

@@ -7,10 +7,12 @@ whole to image_size. No VA (LeVAsa adds it by annotation transfer). Whole actors
 """
 from __future__ import annotations
 
+import csv
 import os
 
 from affectjax.data.builders import common, images
 from affectjax.data.builders.report import MissingDataError, Skip
+from affectjax.errors import DataError
 
 NAME = "imfdb"
 HAS_IMAGES = True
@@ -19,6 +21,7 @@ HAS_LABELS_AND_VA = False
 LABELS = {"NEUTRAL": 0, "HAPPINESS": 1, "SADNESS": 2, "SURPRISE": 3, "FEAR": 4, "DISGUST": 5, "ANGER": 6}
 OPTIONS = {"encoding": "png", "test_fraction": 0.2, "split_seed": 0}
 LAYOUT_HINT = "<Actor>/<Movie>/<Movie>.txt and <Actor>/<Movie>/images/<file>.jpg"
+EXPECTED_TXT = "tab-separated rows, the image file in the 2nd column and the expression in the 11th"
 MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
 Download IMFDB (http://cvit.iiit.ac.in/projects/IMFDB/) and place in manual_dir: {LAYOUT_HINT}
 """
@@ -57,22 +60,24 @@ def index(manual_dir, options, report) -> dict:
       report.skip("all", "movie_without_annotation", mdir)
       continue
     seen = set()
-    with open(os.path.join(mdir, txts[0]), "r", encoding="latin-1") as f:
-      for line in f:
-        if not line.strip():
-          continue
-        cols = line.rstrip("\r\n").split("\t")
-        if len(cols) < 11:
-          report.skip("all", "malformed_row", f"{txts[0]}: {len(cols)} columns")
-          continue
-        name, expr = cols[1].strip(), cols[10].strip().upper()
-        if name in seen:
-          report.skip("all", "duplicate_row", name)
-          continue
-        seen.add(name)
-        records.append((mdir, name, expr, actor))
+    try:
+      rows = common.read_table(NAME, os.path.join(mdir, txts[0]), EXPECTED_TXT, min_columns=11,
+                               delimiter="\t", encoding="latin-1", quoting=csv.QUOTE_NONE)
+    except DataError as e:  # one bad movie among many: counted, the others are read
+      report.skip("all", "bad_index_file", str(e))
+      continue
+    for cols in rows:
+      if len(cols) < 11:
+        report.skip("all", "malformed_row", f"{txts[0]}: {len(cols)} columns")
+        continue
+      name, expr = cols[1].strip(), cols[10].strip().upper()
+      if name in seen:
+        report.skip("all", "duplicate_row", name)
+        continue
+      seen.add(name)
+      records.append((mdir, name, expr, actor))
   ids = common.identity_ids(r[3] for r in records)
-  return common.assign_splits([r + (ids[r[3]],) for r in records], lambda r: r[3], options)
+  return common.assign_splits([r + (ids[r[3]],) for r in records], lambda r: r[3], options, report)
 
 
 def load(record, options, report, split) -> dict:

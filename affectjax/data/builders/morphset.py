@@ -10,7 +10,6 @@ manifest.csv in manual_dir, header row required, columns:
 """
 from __future__ import annotations
 
-import csv
 import os
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from affectjax.data import example
 from affectjax.data.builders import common, images
 from affectjax.data.builders.report import MissingDataError, Skip
+from affectjax.errors import DataError
 
 NAME = "morphset"
 HAS_IMAGES = True
@@ -28,6 +28,8 @@ MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
 Write manual_dir/{LAYOUT_HINT}; see docs/datasets.md, section morphset.
 """
 REQUIRED = ("path", "label", "valence", "arousal")
+EXPECTED_CSV = ("comma-separated rows with a header naming path, label, valence, arousal "
+                "(optional split, identity)")
 
 
 def num_landmarks(options) -> int:
@@ -43,17 +45,26 @@ def check_layout(manual_dir, options) -> None:
   if not os.path.isfile(path):
     raise MissingDataError(f"morphset: {path} does not exist; expected {LAYOUT_HINT} "
                            "(see docs/datasets.md, section morphset)")
-  with open(path, newline="", encoding="utf-8-sig") as f:
-    header = [h.strip().lower() for h in next(csv.reader(f), [])]
+  _manifest(path)
+
+
+def _manifest(path) -> list[dict]:
+  """manifest.csv's rows as dicts by lower-case column name; DataError if the file is empty,
+  binary, garbled or another delimiter's, or if its header lacks a required column."""
+  table = common.read_table(NAME, path, EXPECTED_CSV, min_columns=len(REQUIRED))
+  header = [h.strip().lower() for h in table[0]]
   missing = [c for c in REQUIRED if c not in header]
   if missing:
-    raise MissingDataError(f"morphset: {path} lacks column(s) {missing}; its header must name "
-                           f"{', '.join(REQUIRED)} (optional split, identity)")
+    raise DataError(f"morphset: {path}: its header lacks column(s) {', '.join(missing)}; expected "
+                    f"{EXPECTED_CSV}")
+  return [{k: (r[i].strip() if i < len(r) else "") for i, k in enumerate(header) if k}
+          for r in table[1:]]
 
 
 def index(manual_dir, options, report) -> dict:
-  with open(os.path.join(manual_dir, "manifest.csv"), newline="", encoding="utf-8-sig") as f:
-    rows = [{k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in csv.DictReader(f)]
+  path = os.path.join(manual_dir, "manifest.csv")
+  rows = _manifest(path)
+  report.read_from["all"].append(path)
   names = sorted({r.get("identity", "") for r in rows})
   ids = {n: i for i, n in enumerate(names)} if names != [""] else {}
   records = [(manual_dir, i, r, ids.get(r.get("identity", ""), -1)) for i, r in enumerate(rows)]
@@ -67,7 +78,7 @@ def index(manual_dir, options, report) -> dict:
       out[split].append(rec)
     return out
   key = (lambda r: r[3]) if ids else (lambda r: r[1])  # identities if given, else rows
-  return common.assign_splits(records, key, options)
+  return common.assign_splits(records, key, options, report)
 
 
 def _label(text: str, num_classes: int) -> int:

@@ -11,6 +11,8 @@ import logging
 
 import numpy as np
 
+from affectjax.errors import DataError
+
 log = logging.getLogger("affectjax.data.builders")
 
 
@@ -23,7 +25,7 @@ class Skip(Exception):
     self.detail = detail
 
 
-class MissingDataError(FileNotFoundError):
+class MissingDataError(DataError, FileNotFoundError):
   """A manual_dir or required file is absent: one message naming the path and what belongs there."""
 
 
@@ -46,12 +48,25 @@ class Report:
     self.kept = collections.Counter()
     self.labels = collections.defaultdict(collections.Counter)
     self.va = collections.defaultdict(list)
-    self._examples = collections.defaultdict(int)  # first message per reason goes to the log
+    self.first_detail = {}  # (split, reason) -> the first skipped row's detail, for error lines
+    self.read_from = collections.defaultdict(list)  # split -> the index files its rows came from
+    self.notes = collections.defaultdict(list)  # split -> why it may be short (e.g. one identity)
 
   def skip(self, split: str, reason: str, detail: str = ""):
     self.skipped[split][reason] += 1
     if self.skipped[split][reason] == 1:
+      self.first_detail[(split, reason)] = detail
       log.warning("skipping %s row (%s)%s", split, reason, f": {detail}" if detail else "")
+
+  def describe_skips(self, split: str, limit: int = 160) -> str:
+    """'unreadable_image: 12 (first: a.jpg: ...), ...' for `split` and the split-less 'all' rows."""
+    parts = []
+    for s in dict.fromkeys((split, "all")):
+      for reason, n in sorted(self.skipped[s].items(), key=lambda kv: -kv[1]):
+        detail = self.first_detail.get((s, reason), "")
+        detail = detail if len(detail) <= limit else detail[:limit - 3] + "..."
+        parts.append(f"{reason}: {n}" + (f" (first: {detail})" if detail else ""))
+    return "; ".join(parts) if parts else "no rows at all"
 
   def adjust(self, split: str, reason: str):
     self.adjusted[split][reason] += 1

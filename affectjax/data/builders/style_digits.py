@@ -134,8 +134,9 @@ def _digits(source: str, tfds_dir: str):
         out += [np.stack([r["image"][..., 0] for r in recs]) / 255.0, np.asarray([r["label"] for r in recs])]
       return out
     if source == "mnist":
-      raise FileNotFoundError(f"mnist_style: TFDS mnist is not prepared in {tfds_dir}; prepare it "
-                              "there (tfds build mnist --data_dir=...) or use builder_options.source=sklearn")
+      from affectjax.data.builders.report import MissingDataError
+      raise MissingDataError(f"mnist_style: TFDS mnist is not prepared in {tfds_dir}; prepare it "
+                             "there (tfds build mnist --data_dir=...) or use builder_options.source=sklearn")
   from sklearn.datasets import load_digits
   d = load_digits()
   return [d.images / 16.0, d.target, None, None]
