@@ -14,13 +14,31 @@ XLA's FLOP estimate of one step (from the lowered HLO, before fusion: an upper b
 step has a lax.cond, whose branches are both counted) and the FLOP rate it implies. A backend
 whose lowered HLO has no cost analysis (CUDA, seen on an H100 with jax 0.11.2: NaN) gets the count
 of the same step lowered for the CPU, the same program before fusion.
+
+GANmut's line adds its D and G steps apart: each timed step is timed once more on its own
+(`d_step_ms`: the median of iterations without the G step; `d_plus_g_step_ms`: of iterations with
+it; `g_step_ms`: their difference), named with the G step's gating (methods/ganmut.py
+g_step_gating: under 'masked' every iteration computes G, so only 'cond' separates the two).
+
+--peer runs the original code's training step for the methods that have one (GANmut: the original
+Solver.train, ../shared/bench/ganmut_original.py, given the original source in --peer_src;
+dual-domain: torchvision ResNet-18, resnet18_torchvision.py) right after affectjax's, on the same
+device (the peer gets no GPU when JAX runs on the CPU), under --peer_python; it prints the peer's
+JSON line and one comparison line: both times and speedup = peer ms / affectjax ms (above 1:
+affectjax is faster).
 """
 import json
 import math
+import os
+import statistics
+import subprocess
+import sys
 import time
 
 import jax
 from absl import app, flags
+
+from affectjax import errors
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:variant]).")
@@ -29,6 +47,21 @@ _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
 _PIPELINE = flags.DEFINE_bool("with_pipeline", False, "Include the input pipeline in the timing.")
 _SEEDS = flags.DEFINE_list("seeds", None, "Seed counts K to time, e.g. 1,4,8 (default: the "
                            "config's train.num_seeds).")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PEER = flags.DEFINE_bool("peer", False, "Also time the original code's step (GANmut, dual_domain) "
+                          "on the same device, after affectjax's, and print the ratio.")
+_PEER_PYTHON = flags.DEFINE_string(
+    "peer_python", os.environ.get("AFFECTJAX_PEER_PYTHON", os.path.join(ROOT, "..", "torchenv",
+                                                                        "bin", "python")),
+    "Python with torch (and torchvision for ResNet-18) that runs the peer harness.")
+_PEER_DIR = flags.DEFINE_string("peer_dir", os.path.join(ROOT, "..", "shared", "bench"),
+                                "Folder of the peer harnesses.")
+_PEER_SRC = flags.DEFINE_string("peer_src", os.path.join(ROOT, "..", "ganmut_src"),
+                                "The original GANmut source (solver.py, main.py, models/, utils/; "
+                                "git-ignored, never committed).")
+_PEER_ITERS = flags.DEFINE_integer("peer_iters", None, "Peer's timed iterations (default: --steps).")
+_PEER_WARMUP = flags.DEFINE_integer("peer_warmup", None, "Peer's warm-up iterations (default: "
+                                    "--warmup).")
 
 
 def _flops_of(lowered) -> float:
@@ -74,6 +107,7 @@ def bench_one(config, num_seeds: int) -> dict:
   jax.block_until_ready((state, metrics))
   elapsed = time.perf_counter() - t
   steps_s = _STEPS.value / elapsed
+  extra = ganmut_split(config, compiled, state, next_batch) if config.method == "ganmut" else {}
   return {
       "config": f"{config.method}:{config.variant}", "devices": jax.device_count(),
       "platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
@@ -82,7 +116,76 @@ def bench_one(config, num_seeds: int) -> dict:
       "compile_s": round(compile_s, 3), "ms_per_step": round(1e3 / steps_s, 3),
       "steps_per_s": round(steps_s, 3), "seeds_per_s": round(num_seeds * steps_s, 3),
       "examples_per_s": round(num_seeds * steps_s * config.train.batch_size, 1),
-      "gflop_per_step_hlo": round(gflop, 1), "tflop_per_s_hlo": round(gflop * steps_s / 1e3, 2)}
+      "gflop_per_step_hlo": round(gflop, 1), "tflop_per_s_hlo": round(gflop * steps_s / 1e3, 2), **extra}
+
+
+def ganmut_split(config, compiled, state, next_batch) -> dict:
+  """GANmut's D step and G step apart: --steps iterations timed one by one, split by whether the
+  iteration ran the G step (its `g_step` metric)."""
+  from affectjax.methods import ganmut
+  times = {0: [], 1: []}
+  for _ in range(max(_STEPS.value, config.optim.n_critic)):
+    t = time.perf_counter()
+    state, metrics = compiled(state, next_batch())
+    jax.block_until_ready((state, metrics))
+    dt = 1e3 * (time.perf_counter() - t)
+    times[int(float(jax.device_get(metrics["g_step"])) > 0.5)].append(dt)
+  med = lambda v: round(statistics.median(v), 3) if v else None
+  gating = ganmut.g_step_gating(config)
+  d, dg = med(times[0]), med(times[1])
+  return {"g_step_gating": gating, "n_critic": config.optim.n_critic, "d_step_ms": d,
+          "d_plus_g_step_ms": dg,
+          "g_step_ms": round(dg - d, 3) if gating == "cond" and d is not None and dg else None}
+
+
+def peer_command(config, platform: str):
+  """The peer harness's command line for this config, or a reason why there is none."""
+  m = config.method
+  if m == "ganmut":
+    space = config.model.space
+    if space not in ("linear", "gaussian"):
+      return None, f"no original code for GANmut's {space!r} space"
+    if not os.path.isfile(os.path.join(_PEER_SRC.value, "solver.py")):
+      return None, (f"--peer_src={_PEER_SRC.value} has no solver.py (export the original "
+                    "GANmut repository's solver.py, main.py, models/, utils/ there)")
+    args = [os.path.join(_PEER_DIR.value, "ganmut_original.py"), _PEER_SRC.value,
+            "--parametrization", space, "--size", str(config.data.image_size)]
+  elif m == "dual_domain":
+    args = [os.path.join(_PEER_DIR.value, "resnet18_torchvision.py"),
+            "--size", str(config.data.image_size)]
+  else:
+    return None, f"no peer harness for method {m!r}"
+  iters = _PEER_ITERS.value or _STEPS.value
+  args += ["--batch", str(config.train.batch_size), "--iters", str(iters)]
+  if m == "ganmut":
+    args += ["--warmup", str(_PEER_WARMUP.value if _PEER_WARMUP.value is not None
+                             else _WARMUP.value)]
+  env = dict(os.environ)
+  if platform == "cpu":  # the same device: a CPU benchmark gives the peer no GPU
+    env["CUDA_VISIBLE_DEVICES"] = ""
+  return ([_PEER_PYTHON.value] + args, env), None
+
+
+def run_peer(config, row: dict) -> None:
+  """Runs the peer after affectjax and prints its JSON line and the comparison."""
+  cmd, why = peer_command(config, row["platform"])
+  if cmd is None:
+    print(json.dumps({"peer": None, "reason": why}), flush=True)
+    return
+  argv, env = cmd
+  out = subprocess.run(argv, env=env, capture_output=True, text=True)
+  lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+  if out.returncode or not lines:
+    tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or [""]
+    print(json.dumps({"peer": None, "reason": f"peer exited {out.returncode}: {tail[0]}"}),
+          flush=True)
+    return
+  peer = json.loads(lines[-1])
+  print(json.dumps(peer), flush=True)
+  peer_ms = peer.get("ms_per_iter_median_of_3", peer.get("ms_per_step_median_of_3"))
+  print(json.dumps({"compare": f"{row['config']} vs {peer['peer']}", "platform": row["platform"],
+                    "affectjax_ms": row["ms_per_step"], "peer_ms": peer_ms,
+                    "speedup_vs_peer": round(peer_ms / row["ms_per_step"], 3)}), flush=True)
 
 
 def main(argv):
@@ -97,8 +200,10 @@ def main(argv):
     if one_seed_ms is not None:
       row["cost_vs_one_seed"] = round(row["ms_per_step"] / one_seed_ms, 3)
     print(json.dumps(row), flush=True)
+  if _PEER.value:
+    run_peer(config, row)
 
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(errors.one_line(main))

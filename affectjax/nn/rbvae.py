@@ -24,6 +24,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from affectjax.nn import cpu  # nn.Conv with XLA:CPU's fast formulation of small outputs
+
 __all__ = ["pixel_norm", "upsample_nearest", "Generator", "Encoder", "RbEncoder", "Discriminator"]
 
 LATENT_DIM = 32  # Sec. 5.2: 32 latent variables per encoder
@@ -53,7 +55,7 @@ class _Trunk(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    conv = lambda c, k=3: nn.Conv(c, (k, k), padding="SAME", dtype=self.dtype)
+    conv = lambda c, k=3: cpu.Conv(c, (k, k), padding="SAME", dtype=self.dtype)
     norm = pixel_norm if self.normalize else (lambda a: a)
     widths = list(self.channels)[::-1]  # image resolution first
     h = _lrelu(conv(widths[0], 1)(x.astype(self.dtype)))
@@ -78,13 +80,13 @@ class Generator(nn.Module):
     c0 = self.channels[0]
     h = nn.Dense(self.base_size * self.base_size * c0, dtype=self.dtype)(h.astype(self.dtype))
     h = pixel_norm(_lrelu(h.reshape(h.shape[0], self.base_size, self.base_size, c0)))
-    conv = lambda c: nn.Conv(c, (3, 3), padding="SAME", dtype=self.dtype)
+    conv = lambda c: cpu.Conv(c, (3, 3), padding="SAME", dtype=self.dtype)
     h = pixel_norm(_lrelu(conv(c0)(h)))
     for c in self.channels[1:]:
       h = upsample_nearest(h)  # App. D: nearest-neighbour up-sampling
       h = pixel_norm(_lrelu(conv(c)(h)))  # App. D: CN = pixel-wise normalisation
       h = pixel_norm(_lrelu(conv(c)(h)))
-    h = nn.Conv(self.out_channels, (1, 1), dtype=self.dtype)(h)
+    h = cpu.Conv(self.out_channels, (1, 1), dtype=self.dtype)(h)
     return jnp.tanh(h.astype(jnp.float32))  # App. D: tanh, images in [-1, 1]
 
 

@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from affectjax.nn import cpu  # nn.Conv with XLA:CPU's fast formulation of small outputs
+
 
 def depth_to_space(x, r: int = 2):
   """[B, H, W, r*r*C] -> [B, r*H, r*W, C] (sub-pixel upsampling)."""
@@ -31,11 +33,11 @@ class Encoder(nn.Module):
   def __call__(self, x, train: bool = False):
     if self.arch == "paper":
       for ch in self.channels:
-        x = nn.relu(nn.Conv(ch, (4, 4), strides=2, padding="SAME")(x))
+        x = nn.relu(cpu.Conv(ch, (4, 4), strides=2, padding="SAME")(x))
       x = nn.relu(nn.Dense(256)(x.reshape(x.shape[0], -1)))
     elif self.arch == "original":
       for ch in (32, 64, 128, 256):
-        x = nn.Conv(ch, (3, 3), strides=2, padding="VALID")(x)
+        x = cpu.Conv(ch, (3, 3), strides=2, padding="VALID")(x)
         x = nn.relu(nn.BatchNorm(use_running_average=not train)(x))
       x = x.reshape(x.shape[0], -1)
       x = nn.relu(nn.Dense(512)(x))
@@ -62,8 +64,8 @@ class Decoder(nn.Module):
       x = nn.relu(nn.Dense(side * side * self.channels[0])(x))
       x = x.reshape(z.shape[0], side, side, self.channels[0])
       for ch in self.channels[1:]:
-        x = nn.relu(depth_to_space(nn.Conv(4 * ch, (3, 3), padding="SAME")(x)))
-      return depth_to_space(nn.Conv(4 * self.out_channels, (3, 3), padding="SAME")(x))
+        x = nn.relu(depth_to_space(cpu.Conv(4 * ch, (3, 3), padding="SAME")(x)))
+      return depth_to_space(cpu.Conv(4 * self.out_channels, (3, 3), padding="SAME")(x))
     if self.arch == "original":
       channels = (256, 128, 64, 32)  # the code's widths, mirrored from its encoder
       side = 3  # 64 -> 31 -> 15 -> 7 -> 3 in the encoder

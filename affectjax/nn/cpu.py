@@ -1,0 +1,158 @@
+"""Convolutions that XLA:CPU runs fast, each equal to the lax convolution it replaces (issue 27).
+
+XLA:CPU's convolution runs near its matrix-product rate on large feature maps, but falls off a cliff
+on small ones with many channels: a 4x4 stride-2 convolution from 2x2x1024 to 1x1x2048 (the last
+layer of GANmut's discriminator at 64x64) took 5.8 s forward and 12.9 s for its input gradient on
+the project's 2-core machine, against 0.1 s as patches x matrix product. Its transposed convolution
+is a convolution over the zero-dilated input (4x the multiply-adds of a 4x4 stride-2 kernel).
+
+So on the CPU backend (jax.default_backend() == 'cpu' when the network is traced):
+- `conv_general_dilated` (pass it to nn.Conv) computes convolutions whose output has at most
+  PATCH_MAX_OUTPUT_PIXELS pixels as strided slices of the padded input concatenated along channels,
+  times the reshaped kernel (one matrix product), leaving out the kernel taps that only ever see
+  padding (their terms are exactly zero);
+- `ConvTranspose` (same parameters as nn.ConvTranspose) computes a 4x4 stride-2 'SAME' transposed
+  convolution as four 2x2 convolutions, one per output phase (sub-pixel), interleaved.
+Everywhere else, and on GPU/TPU, they are lax.conv_general_dilated and lax.conv_transpose
+unchanged. Parameter names, shapes and initial values are those of nn.Conv / nn.ConvTranspose.
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+import flax.linen as nn
+
+# Largest output (H x W) computed as patches x matrix on CPU: measured on the 2-core machine, the
+# patch product wins from 4x4 outputs down (D's last three layers, its heads), ties at 8x8, and
+# loses to XLA's convolution on larger maps (G's 16x16-64x64 layers), where the patch matrix is big.
+PATCH_MAX_OUTPUT_PIXELS = 16
+_NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2))
+
+
+# AFFECTJAX_CPU_CONV=0 keeps lax's convolutions on CPU too (A/B timing; the values are the same)
+ENABLED = os.environ.get("AFFECTJAX_CPU_CONV", "1") != "0"
+
+
+def on_cpu() -> bool:
+  """Whether the network being traced runs on XLA:CPU (and the replacements are enabled)."""
+  return ENABLED and jax.default_backend() == "cpu"
+
+
+def _pads(padding, in_hw, k_hw, strides):
+  if isinstance(padding, str):
+    return lax.padtype_to_pads(in_hw, k_hw, strides, padding)
+  return [tuple(p) for p in padding]
+
+
+def patches_conv(x, w, strides, padding, precision=None, preferred_element_type=None):
+  """lax.conv_general_dilated(x, w, strides, padding) for NHWC x and HWIO w, as strided slices of
+  the padded input stacked on the channel axis times w reshaped to [kh*kw*cin, cout]."""
+  n, h, wd, c = x.shape
+  kh, kw, _, co = w.shape
+  (pt, pb), (pl, pr) = _pads(padding, (h, wd), (kh, kw), strides)
+  sh, sw = strides
+  ho = (h + pt + pb - kh) // sh + 1
+  wo = (wd + pl + pr - kw) // sw + 1
+  # a tap that only ever reads padding adds exact zeros: leave it (and its kernel rows) out
+  rows = [i for i in range(kh) if any(0 <= i + sh * o - pt < h for o in range(ho))]
+  cols = [j for j in range(kw) if any(0 <= j + sw * o - pl < wd for o in range(wo))]
+  if not rows or not cols:  # every tap reads padding: the output is zero
+    return jnp.zeros((n, ho, wo, co), preferred_element_type or jnp.result_type(x, w))
+  # pad only as far as the kept taps reach
+  top, left = pt - rows[0], pl - cols[0]
+  bottom = max(0, rows[-1] + sh * (ho - 1) - pt - (h - 1))
+  right = max(0, cols[-1] + sw * (wo - 1) - pl - (wd - 1))
+  xp = x[:, max(0, -top):, max(0, -left):]
+  xp = jnp.pad(xp, ((0, 0), (max(0, top), bottom), (max(0, left), right), (0, 0)))
+  r0, c0 = rows[0], cols[0]
+  taps = [lax.slice(xp, (0, i - r0, j - c0, 0), (n, i - r0 + sh * (ho - 1) + 1,
+                                                  j - c0 + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
+          for i in rows for j in cols]
+  p = taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
+  k = w[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].reshape(len(rows) * len(cols) * c, co)
+  return lax.dot_general(p, k, (((3,), (0,)), ((), ())), precision=precision,
+                         preferred_element_type=preferred_element_type)
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                         dimension_numbers=None, feature_group_count=1, batch_group_count=1,
+                         precision=None, preferred_element_type=None):
+  """lax.conv_general_dilated, computed as patches x matrix for small 2-D outputs on CPU."""
+  plain = (lhs.ndim == 4 and feature_group_count == 1 and batch_group_count == 1
+           and all(d == 1 for d in (lhs_dilation or (1, 1)))
+           and all(d == 1 for d in (rhs_dilation or (1, 1))))
+  if plain and on_cpu():
+    dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    if dn == _NHWC:
+      h, w = lhs.shape[1:3]
+      (pt, pb), (pl, pr) = _pads(padding, (h, w), rhs.shape[:2], window_strides)
+      ho = (h + pt + pb - rhs.shape[0]) // window_strides[0] + 1
+      wo = (w + pl + pr - rhs.shape[1]) // window_strides[1] + 1
+      if 0 < ho * wo <= PATCH_MAX_OUTPUT_PIXELS:
+        return patches_conv(lhs, rhs, tuple(window_strides), padding, precision,
+                            preferred_element_type)
+  return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                                  rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                                  feature_group_count=feature_group_count,
+                                  batch_group_count=batch_group_count, precision=precision,
+                                  preferred_element_type=preferred_element_type)
+
+
+def Conv(*args, **kwargs) -> nn.Conv:  # noqa: N802  (a drop-in for the nn.Conv constructor)
+  """nn.Conv (same parameters and names) whose convolution is `conv_general_dilated` above."""
+  return nn.Conv(*args, conv_general_dilated=conv_general_dilated, **kwargs)
+
+
+# lax.conv_transpose(x, w, (2, 2), 'SAME') with a 4x4 kernel is a VALID convolution of the input
+# dilated by 2 and padded by 2: output row 2m + r sums x[m - 1] w[0] + x[m] w[2] (r = 0) and
+# x[m] w[1] + x[m + 1] w[3] (r = 1). Per phase r: (offset into x padded by 1, kernel row).
+_PHASE_TAPS = (((0, 0), (1, 2)), ((1, 1), (2, 3)))
+
+
+def subpixel_conv_transpose(x, w, precision=None, preferred_element_type=None):
+  """lax.conv_transpose(x, w, (2, 2), 'SAME') for NHWC x, 4x4 HWIO w: four 2x2 convolutions of x
+  padded by one, interleaved (depth-to-space); a quarter of the dilated form's multiply-adds."""
+  n, h, wd, _ = x.shape
+  co = w.shape[-1]
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  phases = []
+  for r in range(2):
+    row = []
+    for c in range(2):
+      (a0, i0), (a1, i1) = _PHASE_TAPS[r]
+      (b0, j0), (b1, j1) = _PHASE_TAPS[c]
+      k = jnp.stack([jnp.stack([w[i0, j0], w[i0, j1]]), jnp.stack([w[i1, j0], w[i1, j1]])])
+      row.append(lax.conv_general_dilated(xp[:, a0:a0 + h + 1, b0:b0 + wd + 1], k, (1, 1), "VALID",
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                          precision=precision,
+                                          preferred_element_type=preferred_element_type))
+    phases.append(jnp.stack(row, axis=3))  # [N, H, W, 2(c), C]
+  y = jnp.stack(phases, axis=2)  # [N, H, 2(r), W, 2(c), C]
+  return y.reshape(n, 2 * h, 2 * wd, co)
+
+
+class ConvTranspose(nn.ConvTranspose):
+  """nn.ConvTranspose (same parameters, names and initial values); on CPU a 4x4 stride-2 'SAME'
+  one without bias dilation or kernel transpose runs as `subpixel_conv_transpose`."""
+
+  @nn.compact
+  def __call__(self, inputs):
+    ks = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
+    strides = tuple(self.strides) if self.strides is not None else (1, 1)
+    fast = (on_cpu() and inputs.ndim == 4 and ks == (4, 4) and strides == (2, 2)
+            and self.padding == "SAME" and not self.transpose_kernel and self.mask is None
+            and self.kernel_dilation in (None, 1, (1, 1)))
+    if not fast:
+      return nn.ConvTranspose.__call__.__wrapped__(self, inputs)  # flax's own computation
+    kernel = self.param("kernel", self.kernel_init, ks + (inputs.shape[-1], self.features),
+                        self.param_dtype)
+    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
+    inputs, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+    y = subpixel_conv_transpose(inputs, kernel, self.precision, self.preferred_element_type)
+    if bias is not None:
+      y = y + bias.reshape(1, 1, 1, -1)
+    return y
