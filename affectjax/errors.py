@@ -4,6 +4,7 @@
 `affectjax: error: <message>` (exit status 1). Raise a subclass with a message that names the
 file, row or field and says what was expected.
 """
+from __future__ import annotations
 
 
 class UserError(Exception):
@@ -12,6 +13,13 @@ class UserError(Exception):
 
 class DataError(UserError, ValueError):
   """A data directory, file, row or cache that cannot be read as expected."""
+
+
+def warn(message: str, category: type = UserWarning, registry: dict | None = None) -> None:
+  """One warning line, `affectjax:0: <Category>: <message>` (warnings.warn would add a second
+  line quoting the source of the call). registry: a dict to say a message once per process."""
+  import warnings
+  warnings.warn_explicit(message, category, "affectjax", 0, registry=registry)
 
 
 def one_line(main):

@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import time
-import warnings
 from typing import Any, Optional
 
 import jax
@@ -39,7 +38,7 @@ from affectjax import methods
 from affectjax import metric_writers
 from affectjax import workdir as workdir_lib
 from affectjax.data import pipeline, sources
-from affectjax.errors import UserError
+from affectjax.errors import UserError, warn
 
 
 class TrainingDiverged(UserError, FloatingPointError):
@@ -337,8 +336,8 @@ def restore_or_init(s: Setup, workdir: str, ckpt_dir: str):
         cause = e
     reason = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else type(cause).__name__
     dest = _move_aside(ckpt_dir, step)
-    warnings.warn(f"the checkpoint at step {step} in {ckpt_dir} cannot be read ({type(cause).__name__}: "
-                  f"{reason}); moved to {dest}, trying the next older one", stacklevel=2)
+    warn(f"the checkpoint at step {step} in {ckpt_dir} cannot be read ({type(cause).__name__}: "
+         f"{reason}); moved to {dest}, trying the next older one")
   probe.close()
   return init_state(s), 0
 

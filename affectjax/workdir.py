@@ -15,9 +15,8 @@ import re
 import socket
 import sys
 import time
-import warnings
 
-from affectjax.errors import UserError
+from affectjax.errors import UserError, warn
 
 LOCK = ".affectjax.lock"
 CONFIG = "config.json"
@@ -66,8 +65,7 @@ def read_config(workdir: str) -> dict | None:
   except (ValueError, UnicodeDecodeError) as e:
     dest = f"{path}.unreadable_{int(time.time())}"
     os.replace(path, dest)
-    warnings.warn(f"{path} is not valid JSON ({e}); moved to {dest}, the run's config.json is "
-                  f"written anew", stacklevel=2)
+    warn(f"{path} is not valid JSON ({e}); moved to {dest}, the run's config.json is written anew")
     return None
 
 

@@ -7,9 +7,10 @@ import inspect
 import json
 import os
 import tempfile
-import warnings
 
 import numpy as np
+
+from affectjax import errors
 
 _generate_module = importlib.import_module("affectjax.data.synthetic.generate")
 
@@ -53,7 +54,7 @@ _SAID = {}  # the warnings registry: under Python's default filter, one message 
 def warn(message: str) -> None:
   """One warning line, `affectjax:0: DataCacheWarning: <message>` (warnings.warn would add a
   second line quoting the source of the call), said once per process (two views, one cache)."""
-  warnings.warn_explicit(message, DataCacheWarning, "affectjax", 0, registry=_SAID)
+  errors.warn(message, DataCacheWarning, registry=_SAID)
 
 
 def _read(path: str):
