@@ -2,8 +2,8 @@
 
 Outputs (OUT is --output; NAME is the input's path under --input without its extension):
 - GANmut / GGANmut / StarGAN: NAME.<edit>.png per image and edit (e.g. face.happy_0.7.png,
-  face.angle_1.05_rho_0.6.png, face.x_-0.8_y_-0.5.png), with OUT/edits.npz (files, code [k],
-  inputs and images [N, S, S, 3] in [-1, 1]); --strip: NAME.strip.png (input | neutral -> emotion
+  face.angle_1.05_rho_0.6.png, face.x_-0.8_y_-0.5.png), with OUT/edits.<edit>.npz (files, code
+  [k], inputs and images [N, S, S, 3] in [-1, 1]); --strip: NAME.strip.png (input | neutral -> emotion
   in 11 steps, one row per emotion, as the run's interpolation figure) and NAME.strip.npz
   (strengths [11], codes [C-1, 11, k], images [C-1, 11, S, S, 3]); --gamut: NAME.gamut.png (a 7x7
   grid over the square, x right, y up, as the run's gamut figure; one-hot spaces: input | each
@@ -307,8 +307,7 @@ def apply_ganmut(run, files, root, output, o, log) -> tuple[list, dict, list]:
     log(line)
   for tag, code in targets:
     if edits[tag]["files"]:
-      path = io.safe_path(os.path.join(output, "edits.npz" if len(targets) == 1 else f"edits.{tag}.npz"),
-                          protected)
+      path = io.safe_path(os.path.join(output, f"edits.{tag}.npz"), protected)
       np.savez(path, files=np.array(edits[tag]["files"]), code=code,
                inputs=np.stack(edits[tag]["inputs"]), images=np.stack(edits[tag]["images"]))
       written.append(path)
