@@ -5,13 +5,12 @@ import dataclasses
 import hashlib
 import os
 
-import jax
 import numpy as np
 import pytest
 from PIL import Image
 
 from affectjax import train
-from affectjax.apply import Options, apply, core, inputs as io
+from affectjax.apply import Options, apply, inputs as io
 from affectjax.apply.__main__ import main as cli
 from affectjax.errors import UserError
 from conftest import load_config
