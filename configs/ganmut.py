@@ -5,10 +5,12 @@
   rho1       lambda_rho = 1 (the Sec. 5.2 ablation; the paper's default is 4)
   vector     the original code's direction parameterisation (model.direction_param = 'vector')
   disc       S_r and FED strengths uniform over the disc's area (loss.random_rho = 'disc')
-  original   the public code's behaviour (REFERENCE.md): n_c = 11, code noise 0.075, S_r strengths
-             from the S_c sampler, normalised-vector directions, the "approximate" cycle loss, GGANmut's class weight 2 on D's
-             real CE with L_div on every row, a learning-rate decay that ends at 0.999 of the
-             initial rate, BGR images
+  original   the public code's behaviour (REFERENCE.md): n_c = 11, code noise 0.075, neutral codes
+             at the origin (plus the noise), S_r strengths from the S_c sampler, normalised-vector
+             directions, the "approximate" cycle loss with G's training-mode code sampling, L_info
+             averaged over the code's coordinates, GGANmut's class weight 2 on D's real CE with
+             L_div on every row, a learning-rate decay that ends at 0.999 of the initial rate, BGR
+             images
   small      32x32 faces, a narrow network, 1,500 steps, the space's lr x25: finishes on 2 CPU
              cores within 15 minutes
   tiny       a seconds-long run for tests and smoke checks
@@ -61,16 +63,27 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.loss.lambda_cls_fake = 0.5 if space == "gaussian" else 1.0  # Eqs. 4, 10
   c.loss.lambda_info_d = 1.0  # Eq. 6 in L_D (GGANmut: D still regresses the code)
   c.loss.lambda_info_g = 1.0  # Eq. 6 in L_G (linear only)
+  # L_info per row: sum (Eq. 6's squared norm over the 2 coordinates) | mean (the original's
+  # F.mse_loss in solver.py, D and G steps of both models: half the sum)
+  c.loss.info_reduction = "sum"
   c.loss.lambda_rho = 1.0 if "rho1" in flags else 4.0  # Eq. 7
   c.loss.lambda_div = 2.0  # Eq. 9
   c.loss.tau = 0.2  # below tau a code is neutral (Sec. 4.1)
   # S_r rows per batch of 16: n_c = 9 (linear), 7 (GGANmut, one per mode) (Sec. 5)
   c.loss.num_random = 9 if space == "gaussian" else 7
   c.loss.code_noise = 0.0  # N(0, s^2) added to S_c codes (original: 0.075)
+  # neutral S_c codes (rho ~ U[0, tau)): disc (Sec. 4.1: "as long as rho < tau" D should see
+  # neutral, so a random angle at that radius) | origin (original models/model_linear_2d.py: the
+  # neutral one-hot selects no direction, z = 0 plus the code noise)
+  c.loss.neutral_code = "disc"
   # S_r and FED strengths: polar (rho ~ U[0, 1], Sec. 3) | disc (uniform over the disc's area) |
   # original (S_r rows reuse the S_c strengths, the original code)
   c.loss.random_rho = "polar"
   c.loss.cycle = "eq8"  # eq8: G(G(x, z), D_coord(x)) | approximate: (theta_c', rho_hat(x)) (code)
+  # the approximate cycle's code: exact (Eq. 8 has no noise) | sampled (original: G runs in
+  # training mode, models/model_linear_2d.py forward: N(0, code_noise^2) on every row, the first
+  # num_random rows on random angles at rho_hat(x)); linear space only
+  c.loss.cycle_codes = "exact"
   c.loss.div_on_all_rows = False  # L_div on S_r only (Sec. 4.2) | every row (original code)
 
   c.optim.lr = 1e-4
@@ -115,6 +128,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.loss.random_rho = "original"
     c.loss.cycle = "approximate"
     c.loss.div_on_all_rows = True
+    c.loss.neutral_code = "origin"
+    c.loss.info_reduction = "mean"
+    if space == "linear":
+      c.loss.cycle_codes = "sampled"
     if space == "gaussian":
       c.loss.lambda_cls_real = 2.0
       c.loss.lambda_div = 2.0

@@ -124,6 +124,8 @@ def test_config_variants_and_errors():
   assert load_config("ganmut").data.image_size == 128
   o = load_config("ganmut", "original")
   assert (o.loss.num_random, o.loss.code_noise, o.loss.cycle, o.data.bgr) == (5, 0.075, "approximate", True)
+  assert ((o.loss.info_reduction, o.loss.neutral_code, o.loss.cycle_codes)
+          == ("mean", "origin", "sampled"))
   assert load_config("ganmut", "gaussian,original").loss.lambda_cls_real == 2.0
   assert load_config("ganmut", "small,rho1").loss.lambda_rho == 1.0
   with pytest.raises(ValueError):
@@ -139,10 +141,13 @@ REFERENCE_STEP = {
          "g_cls": 1.8910975, "g_rho": 0.2556655, "g_info": 0.5156177, "g_rec": 0.6330721,
          "theta_mean": 3.5482426},
         2958.444, 717.737, {"theta": [5.883262, 5.923424, 1.66931, 2.365081, 0.199502, 5.248876]}),
+    # remeasured after issue 23: ':original' averages L_info over the coordinates, samples the
+    # approximate cycle's code as the original's G in training mode, puts neutral codes at the
+    # origin (the entry before encoded the summed L_info, a noise-free cycle and disc neutrals)
     ("tiny,original", (("model__direction_param", "angle"),)): (
-        {"d_loss": 6.357646, "d_info": 0.4973937, "g_loss": 9.2772312, "g_rho": 0.1943738,
-         "g_info": 0.4142096, "g_rec": 0.627893, "theta_mean": 3.5357425},
-        2958.12, 717.825, {"theta": [5.933261, 5.898425, 1.619311, 2.36508, 0.199502, 5.198876]}),
+        {"d_loss": 6.1189618, "d_info": 0.2510687, "g_loss": 9.0763617, "g_rho": 0.1942901,
+         "g_info": 0.2133071, "g_rec": 0.6280354, "theta_mean": 3.5440757},
+        2958.538, 717.846, {"theta": [5.933261, 5.898424, 1.619311, 2.41508, 0.199502, 5.198876]}),
     ("tiny,gaussian", ()): (
         {"d_loss": 5.7878351, "d_info": 0.9031433, "g_loss": 8.510006, "g_div": 0.6737727,
          "g_cls": 1.9425231, "g_rec": 0.6298425},

@@ -22,13 +22,17 @@ import numpy as np
 
 from affectjax import losses
 
-__all__ = ["polar_to_xy", "sample_codes", "sample_square", "mode_means", "mode_covariances",
+__all__ = ["polar_to_xy", "code_draws", "sample_codes", "train_mode_codes", "info_loss",
+           "sample_square", "mode_means", "mode_covariances",
            "mahalanobis_sq", "label_distribution", "rho_hat", "Space", "space_of", "KINDS",
            "DIRECTION_PARAMS", "RANDOM_RHO"]
 
 KINDS = ("linear", "gaussian", "stargan")
 DIRECTION_PARAMS = ("angle", "vector")
 RANDOM_RHO = ("polar", "disc", "original")
+NEUTRAL_CODES = ("disc", "origin")
+INFO_REDUCTIONS = ("sum", "mean")
+CYCLE_CODES = ("exact", "sampled")
 
 
 def polar_to_xy(theta, rho):
@@ -36,13 +40,27 @@ def polar_to_xy(theta, rho):
   return jnp.stack([rho * jnp.cos(theta), rho * jnp.sin(theta)], axis=-1)
 
 
-def sample_codes(key, thetas, targets, num_random, *, tau=0.2, noise=0.0, random_rho="polar"):
+def code_draws(key, n):
+  """The random numbers of one batch of GANmut codes, by name (a transcription can reuse them):
+  u, u_random ~ U[0, 1), neutral_angle, random_angle ~ U[0, 2 pi), noise ~ N(0, I_2)."""
+  k_rho, k_ang, k_noise, k_rr, k_ra = jax.random.split(key, 5)
+  return {"u": jax.random.uniform(k_rho, (n,)),
+          "neutral_angle": jax.random.uniform(k_ang, (n,), maxval=2 * jnp.pi),
+          "noise": jax.random.normal(k_noise, (n, 2)),
+          "u_random": jax.random.uniform(k_rr, (n,)),
+          "random_angle": jax.random.uniform(k_ra, (n,), maxval=2 * jnp.pi)}
+
+
+def sample_codes(key, thetas, targets, num_random, *, tau=0.2, noise=0.0, random_rho="polar",
+                 neutral_code="disc"):
   """The GANmut sub-batch sampler (Section 4.1): rows [0, num_random) are S_r, the rest S_c.
 
   thetas: [C-1] learned directions of the non-neutral emotions (class c uses thetas[c-1]).
   targets: [N] int target emotions c (0 = neutral); used only for the S_c rows.
-  S_c: z = (theta_c, rho) with rho ~ U[tau, 1] for emotions and rho ~ U[0, tau) for neutral, the
-  neutral rows on a uniformly random angle (every direction is neutral below tau).
+  S_c: z = (theta_c, rho) with rho ~ U[tau, 1] for emotions and rho ~ U[0, tau) for neutral.
+  neutral_code: 'disc' puts a neutral row at that rho on a uniformly random angle (Sec. 4.1: every
+  direction is neutral below tau); 'origin' puts it at z = 0 (the original code: the neutral
+  one-hot selects no direction, models/model_linear_2d.py), so only the noise moves it.
   S_r: random_rho='polar' is the paper's rho ~ U[0, 1] (Sec. 3), denser near the centre; 'disc'
   samples uniformly over the area of the disc (rho = sqrt(u)); 'original' reuses the row's S_c
   strength (the original code: U[tau, 1], or U[0, tau) for a neutral target).
@@ -50,19 +68,39 @@ def sample_codes(key, thetas, targets, num_random, *, tau=0.2, noise=0.0, random
   Returns (z [N, 2], rho [N], in_sc [N] bool); rho is the nominal strength before noise.
   """
   n = targets.shape[0]
-  k_rho, k_ang, k_noise, k_rr, k_ra = jax.random.split(key, 5)
-  u = jax.random.uniform(k_rho, (n,))
+  d = code_draws(key, n)
   neutral = targets == 0
-  rho_c = jnp.where(neutral, tau * u, tau + (1.0 - tau) * u)
+  rho_c = jnp.where(neutral, tau * d["u"], tau + (1.0 - tau) * d["u"])
   theta_dir = thetas[jnp.clip(targets - 1, 0, thetas.shape[0] - 1)]
-  theta_c = jnp.where(neutral, jax.random.uniform(k_ang, (n,), maxval=2 * jnp.pi), theta_dir)
-  z_c = polar_to_xy(theta_c, rho_c) + noise * jax.random.normal(k_noise, (n, 2))
-  ur = jax.random.uniform(k_rr, (n,))
+  theta_c = jnp.where(neutral, d["neutral_angle"], theta_dir)
+  z_c = polar_to_xy(theta_c, rho_c)
+  if neutral_code == "origin":
+    z_c = jnp.where(neutral[:, None], 0.0, z_c)
+  z_c = z_c + noise * d["noise"]
+  ur = d["u_random"]
   rho_r = {"disc": jnp.sqrt(ur), "polar": ur, "original": rho_c}[random_rho]
-  z_r = polar_to_xy(jax.random.uniform(k_ra, (n,), maxval=2 * jnp.pi), rho_r)
+  z_r = polar_to_xy(d["random_angle"], rho_r)
   in_sc = jnp.arange(n) >= num_random
   z = jnp.where(in_sc[:, None], z_c, z_r)
   return z, jnp.where(in_sc, rho_c, rho_r), in_sc
+
+
+def train_mode_codes(key, z, rho, num_random, noise):
+  """z as the original code's G sees it in training mode (models/model_linear_2d.py, mode
+  'train'): N(0, noise^2) added to every row, then rows [0, num_random) replaced by codes on
+  uniformly random angles at the row's strength rho. Draws: code_draws(key, n)'s noise and
+  random_angle."""
+  n = z.shape[0]
+  d = code_draws(key, n)
+  z_r = polar_to_xy(d["random_angle"], rho)
+  return jnp.where((jnp.arange(n) < num_random)[:, None], z_r, z + noise * d["noise"])
+
+
+def info_loss(coord, code, reduction="sum"):
+  """L_info (Eq. 6) over a batch: the squared error summed over the code's coordinates ('sum', the
+  squared norm of Eq. 6) or averaged over them ('mean', F.mse_loss in the original solver.py)."""
+  sq = jnp.square(coord - code)
+  return jnp.mean(jnp.sum(sq, -1)) if reduction == "sum" else jnp.mean(sq)
 
 
 def sample_square(key, n):
@@ -115,7 +153,8 @@ class Space:
   init(key) -> params; sample(key, params, labels) -> (code [N, k], target [N], rho [N], in_sc [N]);
   emotion_code(params, c, strength [S]) -> [S, k], emotion c at each strength (0: neutral, 1: full);
   class_codes(params, labels [N]) -> [N, k], each label at full strength (Table 3);
-  back_code(params, labels, cls_logits_real, coord_real) -> [N, k], the cycle's code (Eq. 8);
+  back_code(params, labels, cls_logits_real, coord_real, key=None) -> [N, k], the cycle's code
+  (Eq. 8); key draws the original's training-mode noise where the space samples it (else unused);
   g_terms(params, code, target, rho, in_sc, cls_logits_fake, coord_fake) -> {name: scalar}: the
   kind's G-loss terms (g_cls and its own), added to L_G with the weights named in g_weights;
   random_codes(key, params, labels) -> [N, k], codes of a generated set (FED, Sec. 5);
@@ -175,7 +214,7 @@ def _none(params):
 
 
 def _linear(num_classes, *, tau, num_random, code_noise, random_rho, cycle, direction_param,
-            ere_radius_step, ere_angle_steps, **_):
+            neutral_code, info_reduction, cycle_codes, ere_radius_step, ere_angle_steps, **_):
   """GANmut's polar space (Sec. 3 Approach I, Sec. 4.1)."""
   c = num_classes
 
@@ -200,7 +239,8 @@ def _linear(num_classes, *, tau, num_random, code_noise, random_rho, cycle, dire
   def sample(key, params, labels):
     target, k_code = _targets(key, labels, c)
     z, rho, in_sc = sample_codes(k_code, thetas(params), target, num_random, tau=tau,
-                                 noise=code_noise, random_rho=random_rho)
+                                 noise=code_noise, random_rho=random_rho,
+                                 neutral_code=neutral_code)
     return z, target, rho, in_sc
 
   def emotion_code(params, cls, strength):
@@ -211,15 +251,19 @@ def _linear(num_classes, *, tau, num_random, code_noise, random_rho, cycle, dire
     labels = jnp.asarray(labels, jnp.int32)
     return codes(params, labels, jnp.ones(labels.shape))
 
-  def back_code(params, labels, cls_r, coord_r):
-    if cycle == "approximate":  # original code: (theta_c', rho_hat(x))
-      return codes(params, labels, rho_hat(cls_r))
-    return coord_r  # D_coord(x) (Eq. 8)
+  def back_code(params, labels, cls_r, coord_r, key=None):
+    if cycle == "eq8":
+      return coord_r  # D_coord(x) (Eq. 8)
+    rho = rho_hat(cls_r)
+    z = codes(params, labels, rho)  # original code: (theta_c', rho_hat(x))
+    if cycle_codes == "sampled":  # ... through G in training mode (models/model_linear_2d.py)
+      z = train_mode_codes(key, z, rho, num_random, code_noise)
+    return z
 
   def g_terms(params, code, target, rho, in_sc, cls_f, coord_f):
     return {"g_cls": masked_ce(cls_f, target, in_sc),  # Eq. 4 on S_c
             "g_rho": masked_mean(jnp.square(rho_hat(cls_f) - rho), rho > tau),  # Eq. 7
-            "g_info": jnp.mean(jnp.sum(jnp.square(coord_f - code), -1))}  # Eq. 6
+            "g_info": info_loss(coord_f, code, info_reduction)}  # Eq. 6
 
   def random_codes(key, params, labels):
     """Uniform angle, rho by random_rho (the paper's U[0, 1]; 'original' too: no FED in the code)."""
@@ -247,7 +291,8 @@ def _linear(num_classes, *, tau, num_random, code_noise, random_rho, cycle, dire
       log=lambda params: {"theta_mean": jnp.mean(thetas(params))})
 
 
-def _gaussian(num_classes, *, num_random, div_on_all_rows, ere_square_step, fed_noise=0.1, **_):
+def _gaussian(num_classes, *, num_random, div_on_all_rows, ere_square_step, fed_noise=0.1,
+              **_):
   """GGANmut's mixture of Gaussians over [-1, 1]^2 (Sec. 3 Approach II, Sec. 4.2)."""
   c = num_classes
 
@@ -277,14 +322,14 @@ def _gaussian(num_classes, *, num_random, div_on_all_rows, ere_square_step, fed_
   def class_codes(params, labels):
     return mode_means(params["w"])[jnp.asarray(labels, jnp.int32)]
 
-  def back_code(params, labels, cls_r, coord_r):
+  def back_code(params, labels, cls_r, coord_r, key=None):
     return coord_r  # D_coord(x) (Eq. 8)
 
   def g_terms(params, code, target, rho, in_sc, cls_f, coord_f):
-    p_z = label_distribution(code, *modes(params))
-    q = jax.nn.softmax(cls_f, -1)
+    neg_d2 = -mahalanobis_sq(code, *modes(params))  # the logits of p_z (Sec. 4.2)
     div_rows = jnp.ones_like(in_sc) if div_on_all_rows else ~in_sc
-    return {"g_div": masked_mean(losses.symmetric_kl(p_z, q), div_rows),  # Eq. 9
+    # Eq. 9 in log space: log(p + eps) would cap the term once a narrow mode's p_z underflows
+    return {"g_div": masked_mean(losses.symmetric_kl_logits(neg_d2, cls_f), div_rows),
             "g_cls": masked_ce(cls_f, target, in_sc)}  # Eq. 10
 
   def random_codes(key, params, labels):
@@ -342,7 +387,7 @@ def _onehot(num_classes, **_):
       g_metrics=("g_adv", "g_cls", "g_rec", "g_loss"), g_weights=(),
       init=lambda key: {}, sample=sample, emotion_code=emotion_code,
       class_codes=lambda params, labels: eye()[jnp.asarray(labels, jnp.int32)],
-      back_code=lambda params, labels, cls_r, coord_r: jax.nn.one_hot(labels, c),
+      back_code=lambda params, labels, cls_r, coord_r, key=None: jax.nn.one_hot(labels, c),
       g_terms=lambda params, code, target, rho, in_sc, cls_f, coord_f: {
           "g_cls": masked_ce(cls_f, target)},
       random_codes=random_codes, ere_grid=lambda: np.eye(c, dtype=np.float32),
@@ -360,14 +405,19 @@ def _space_of(kind, num_classes, options):
 def space_of(kind: str, num_classes: int, *, tau: float = 0.2, num_random: int = 7,
              code_noise: float = 0.0, random_rho: str = "polar", cycle: str = "eq8",
              direction_param: str = "angle", div_on_all_rows: bool = False,
-             ere_radius_step: float = 0.05, ere_angle_steps: int = 21,
-             ere_square_step: float = 0.1) -> Space:
+             neutral_code: str = "disc", info_reduction: str = "sum",
+             cycle_codes: str = "exact", ere_radius_step: float = 0.05,
+             ere_angle_steps: int = 21, ere_square_step: float = 0.1) -> Space:
   """The Space of `kind` ('linear', 'gaussian', 'stargan') over `num_classes` emotions (0: neutral).
 
   tau: the neutral radius (Sec. 4.1); num_random: S_r rows per batch; code_noise, random_rho: see
   sample_codes; cycle: 'eq8' | 'approximate' (original code); direction_param: 'angle' (theta_c,
   the paper) | 'vector' (original code); div_on_all_rows: L_div on every row (original code) or
-  S_r only (Sec. 4.2); ere_*: the Sec. 5.3 grids. Equal arguments give the same object.
+  S_r only (Sec. 4.2); neutral_code: 'disc' (Sec. 4.1) | 'origin' (original code), see
+  sample_codes; info_reduction: 'sum' (Eq. 6) | 'mean' (original code), see info_loss;
+  cycle_codes: 'exact' | 'sampled' (the approximate cycle's code through the original's
+  training-mode sampler, train_mode_codes); ere_*: the Sec. 5.3 grids. Equal arguments give the
+  same object.
   """
   if kind not in _BUILDERS:
     raise ValueError(f"conditional space {kind!r}: expected one of {', '.join(KINDS)}")
@@ -376,9 +426,17 @@ def space_of(kind: str, num_classes: int, *, tau: float = 0.2, num_random: int =
   if direction_param not in DIRECTION_PARAMS:
     raise ValueError(f"direction_param={direction_param!r}: expected one of "
                      f"{', '.join(DIRECTION_PARAMS)}")
+  for name, value, allowed in (("neutral_code", neutral_code, NEUTRAL_CODES),
+                               ("info_reduction", info_reduction, INFO_REDUCTIONS),
+                               ("cycle_codes", cycle_codes, CYCLE_CODES),
+                               ("cycle", cycle, ("eq8", "approximate"))):
+    if value not in allowed:
+      raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
   options = (("tau", float(tau)), ("num_random", int(num_random)),
              ("code_noise", float(code_noise)), ("random_rho", random_rho), ("cycle", cycle),
              ("direction_param", direction_param), ("div_on_all_rows", bool(div_on_all_rows)),
+             ("neutral_code", neutral_code), ("info_reduction", info_reduction),
+             ("cycle_codes", cycle_codes),
              ("ere_radius_step", float(ere_radius_step)), ("ere_angle_steps", int(ere_angle_steps)),
              ("ere_square_step", float(ere_square_step)))
   return _space_of(kind, int(num_classes), options)

@@ -8,6 +8,11 @@ __all__ = ["wgan_critic_loss", "wgan_generator_loss", "gradient_penalty", "symme
            "symmetric_kl_logits", "softmax_cross_entropy"]
 
 
+def _at_least_f32(x):
+  """x in float32, or wider where it already is (bfloat16 -> float32, float64 stays)."""
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 def wgan_critic_loss(real_scores, fake_scores):
   """-(E[D(x)] - E[D(G(x, z))]): the critic maximises L_adv (ganmut.md Eq. 3, without the GP)."""
   return jnp.mean(fake_scores) - jnp.mean(real_scores)
@@ -27,8 +32,8 @@ def gradient_penalty(critic_fn, real, fake, key):
   fake = jax.lax.stop_gradient(fake)
   alpha = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
   xhat = alpha * real + (1 - alpha) * fake
-  grads = jax.grad(lambda x: jnp.sum(critic_fn(x).astype(jnp.float32)))(xhat)
-  sq = jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1).astype(jnp.float32)), axis=-1)
+  grads = jax.grad(lambda x: jnp.sum(_at_least_f32(critic_fn(x))))(xhat)
+  sq = jnp.sum(jnp.square(_at_least_f32(grads.reshape(grads.shape[0], -1))), axis=-1)
   norm = jnp.sqrt(sq + 1e-12)  # eps: finite gradient where the norm is zero
   return jnp.mean(jnp.square(norm - 1.0))
 
@@ -47,5 +52,5 @@ def symmetric_kl_logits(logits_p, logits_q):
 
 def softmax_cross_entropy(logits, labels):
   """-log softmax(logits)[label] per row (Eqs. 4, 5, 10): [N, C], [N] -> [N]."""
-  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  logp = jax.nn.log_softmax(_at_least_f32(logits), axis=-1)
   return -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]

@@ -31,6 +31,9 @@ CHOICES = {
     "model.upsample": ("transpose", "subpixel"),
     "loss.random_rho": cs.RANDOM_RHO,
     "loss.cycle": ("eq8", "approximate"),
+    "loss.cycle_codes": cs.CYCLE_CODES,
+    "loss.neutral_code": cs.NEUTRAL_CODES,
+    "loss.info_reduction": cs.INFO_REDUCTIONS,
     "optim.g_step": ("auto", "cond", "masked"),
 }
 
@@ -54,6 +57,8 @@ def space_of(config) -> cs.Space:
       m.space, config.data.num_classes, tau=l.tau, num_random=l.num_random,
       code_noise=l.code_noise, random_rho=l.random_rho, cycle=l.cycle,
       direction_param=m.get("direction_param", "angle"), div_on_all_rows=l.div_on_all_rows,
+      neutral_code=l.get("neutral_code", "disc"), info_reduction=l.get("info_reduction", "sum"),
+      cycle_codes=l.get("cycle_codes", "exact"),
       ere_radius_step=e.get("ere_radius_step", 0.05), ere_angle_steps=e.get("ere_angle_steps", 21),
       ere_square_step=e.get("ere_square_step", 0.1))
 
@@ -107,7 +112,7 @@ def d_loss_fn(d_params, fake, code, x, labels, key, disc, config):
   total = adv + l.lambda_gp * gp + l.lambda_cls_real * cls
   info = jnp.zeros(())
   if space_of(config).coord_dim:  # D regresses the code of a learned space
-    info = jnp.mean(jnp.sum(jnp.square(both[2][n:] - code), -1))  # Eq. 6
+    info = cs.info_loss(both[2][n:], code, l.get("info_reduction", "sum"))  # Eq. 6
     total = total + l.lambda_info_d * info
   acc = cs.masked_mean(jnp.argmax(cls_r, -1) == labels, labels >= 0)
   return total, {"d_loss": total, "d_adv": adv, "d_gp": gp, "d_cls": cls, "d_info": info,
@@ -125,9 +130,10 @@ def g_loss_fn(g_params, d_params, x, labels, key, gen, disc, config):
   src_f, cls_f, coord_f = d(fake)
   adv = losses.wgan_generator_loss(src_f)  # Eq. 3
   m = {"g_adv": adv, **space.g_terms(params, code, target, rho, in_sc, cls_f, coord_f)}
-  # cycle back to the input's own condition (Eq. 8); D is fixed in the G step
+  # cycle back to the input's own condition (Eq. 8); D is fixed in the G step; fold_in keeps
+  # `key`'s own draws (the codes above) whatever the cycle samples
   _, cls_r, coord_r = jax.lax.stop_gradient(d(x))
-  back = space.back_code(params, labels, cls_r, coord_r)
+  back = space.back_code(params, labels, cls_r, coord_r, jax.random.fold_in(key, 1))
   m["g_rec"] = jnp.mean(jnp.abs(x - g(fake, back)))  # Eq. 8
   total = adv + l.lambda_rec * m["g_rec"] + l.lambda_cls_fake * m["g_cls"]
   for term, weight in space.g_weights:  # Eq. 2 (linear), Eq. 9's lambda_div (Gaussian)
@@ -172,6 +178,10 @@ def validate(config):
   expect(0.0 <= l.tau < 1.0, f"config.loss.tau={l.tau} must be in [0, 1)")
   expect(0 <= l.num_random <= config.train.batch_size,
          f"config.loss.num_random={l.num_random} must be in [0, train.batch_size]")
+  sampled_cycle = l.get("cycle_codes", "exact") == "sampled"
+  expect(not sampled_cycle or (m.space == "linear" and l.cycle == "approximate"),
+         f"config.loss.cycle_codes={l.get('cycle_codes')!r} needs model.space='linear' and "
+         f"loss.cycle='approximate' (only that cycle samples its code)")
   e = config.eval
   for name in ("fed_faces", "ere_batches"):
     expect(isinstance(e.get(name, 0), int) and e.get(name, 0) >= 0,
