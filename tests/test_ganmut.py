@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from affectjax.methods import ganmut
+from affectjax.nn import cpu
 from conftest import load_config
 
 
@@ -162,8 +163,10 @@ REFERENCE_STEP = {
 
 
 @pytest.mark.parametrize("arg,over", list(REFERENCE_STEP))
-def test_steps_equal_the_reference_from_before_the_space_bundles(arg, over):
+def test_steps_equal_the_reference_from_before_the_space_bundles(arg, over, monkeypatch):
   want, g_abs, d_abs, space = REFERENCE_STEP[(arg, over)]
+  if "bf16" in arg:  # measured with lax's convolutions; nn.cpu's patch products sum in another
+    monkeypatch.setattr(cpu, "ENABLED", False)  # order, which bf16 rounds differently (4e-3)
   state, _, hist = _run(2, arg, optim__n_critic=2, **dict(over))
   for k, v in want.items():
     np.testing.assert_allclose(hist[k][1], v, rtol=2e-5, atol=2e-6, err_msg=k)
