@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from affectjax.methods import ganmut
-from affectjax.nn import cpu
 from conftest import load_config
 
 
@@ -156,17 +155,18 @@ REFERENCE_STEP = {
         {"angle": [0.0] * 7, "log_eigs": [0.0249998] * 14,
          "w": [-0.307311, 0.626826, -0.760065, -0.995966, 0.094288, 0.305101, -0.839429, -0.419567,
                0.702973, -0.077581, -0.390381, -1.249299, -0.371615, 0.447737]}),
+    # remeasured after issue 27's nn.cpu (D's small convolutions as patch products on CPU): bf16
+    # rounds their other summation order differently (d_loss was 5.7899313 with lax's, which
+    # still gives it; the fp32 entries above are unchanged)
     ("tiny,stargan,bf16", ()): (
-        {"d_loss": 5.7899313, "g_loss": 8.0695219, "g_cls": 1.9433513, "g_rec": 0.6235418},
-        2998.606, 700.041, {}),
+        {"d_loss": 5.7664442, "g_loss": 8.069561, "g_cls": 1.9433389, "g_rec": 0.6235785},
+        2998.410, 700.036, {}),
 }
 
 
 @pytest.mark.parametrize("arg,over", list(REFERENCE_STEP))
-def test_steps_equal_the_reference_from_before_the_space_bundles(arg, over, monkeypatch):
+def test_steps_equal_the_reference_from_before_the_space_bundles(arg, over):
   want, g_abs, d_abs, space = REFERENCE_STEP[(arg, over)]
-  if "bf16" in arg:  # measured with lax's convolutions; nn.cpu's patch products sum in another
-    monkeypatch.setattr(cpu, "ENABLED", False)  # order, which bf16 rounds differently (4e-3)
   state, _, hist = _run(2, arg, optim__n_critic=2, **dict(over))
   for k, v in want.items():
     np.testing.assert_allclose(hist[k][1], v, rtol=2e-5, atol=2e-6, err_msg=k)
