@@ -40,6 +40,16 @@ def load_config(name: str, arg: str = ""):
   return module.get_config(arg)
 
 
+def levasa_tiny(**over):
+  """configs/levasa.py:tiny without its report, with overrides given as section__field=value."""
+  c = load_config("levasa", "tiny")
+  c.train.report = False
+  for path, value in over.items():
+    section, field = path.split("__")
+    c[section][field] = value
+  return c
+
+
 def run_killed_at(config, workdir: str, step: int, monkeypatch) -> None:
   """train_and_evaluate(config, workdir) killed (KeyboardInterrupt) just before it reads the batch
   of `step`, as a process killed mid-run: only the checkpoints written before stay behind."""

@@ -11,16 +11,10 @@ import numpy as np
 import pytest
 
 from affectjax import train
-from conftest import REPO, load_config, run_killed_at
+from conftest import REPO, levasa_tiny, load_config, run_killed_at
 
 
-def _levasa(**over):
-  c = load_config("levasa", "tiny")
-  c.train.report = False
-  for path, value in over.items():
-    section, field = path.split("__")
-    c[section][field] = value
-  return c
+_levasa = levasa_tiny
 
 
 def _tree_files(root):

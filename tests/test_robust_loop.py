@@ -18,16 +18,10 @@ import pytest
 from affectjax import config as config_lib
 from affectjax import methods, metric_writers, train
 from affectjax import workdir as workdir_lib
-from conftest import REPO, load_config, run_killed_at
+from conftest import REPO, levasa_tiny, load_config, run_killed_at
 
 
-def _levasa(**over):
-  c = load_config("levasa", "tiny")
-  c.train.report = False
-  for path, value in over.items():
-    section, field = path.split("__")
-    c[section][field] = value
-  return c
+_levasa = levasa_tiny
 
 
 def _restore_params(workdir, step, config):
