@@ -12,16 +12,10 @@ import pytest
 
 from affectjax import config as config_lib
 from affectjax import methods, train
-from conftest import REPO, load_config, run_killed_at
+from conftest import REPO, levasa_tiny, load_config, run_killed_at
 
 
-def tiny(**overrides):
-  c = load_config("levasa", "tiny")
-  c.train.report = False
-  for path, value in overrides.items():
-    section, field = path.split("__")
-    c[section][field] = value
-  return c
+tiny = levasa_tiny
 
 
 def params_of(result):
