@@ -155,25 +155,32 @@ def _chunks(seq, n):
     yield seq[i:i + n]
 
 
+def _image_chunks(files, size, channels, skipped, o, desc, log):
+  """{file: io.Image} per chunk of CHUNK readable files (unreadable ones go to `skipped`), with
+  the progress bar, and the one line on resizing once every chunk has been used."""
+  bar, seen = _bar(len(files), o, desc), {}
+  for chunk in _chunks(files, CHUNK):
+    images = _read_images(chunk, size, channels, skipped, bar, log)
+    if images:
+      yield images
+      seen.update(images)
+      bar.update(len(images))
+  bar.close()
+  line = io.resize_line(seen, size)
+  if line:
+    log(line)
+
+
 def _image_tables(run, files, root, output, o, log, features: Callable, desc: str):
   """features({'image': [B, S, S, C]}) -> {name: [B, ...]} over every readable image, batched;
   returns (names relative to root, {name: [N, ...]}, Summary pieces)."""
   from affectjax.evaluate.inference import batched
   size, channels = _image_shape(run)
-  skipped, done, outs, all_images = {}, [], [], {}
-  bar = _bar(len(files), o, desc)
-  for chunk in _chunks(files, CHUNK):
-    images = _read_images(chunk, size, channels, skipped, bar, log)
-    if images:
-      x = np.stack([im.pixels for im in images.values()])
-      outs.append(batched(features, {"image": x}, o.batch_size))
-      done += list(images)
-      all_images.update(images)
-      bar.update(len(images))
-  bar.close()
-  line = io.resize_line(all_images, size)
-  if line:
-    log(line)
+  skipped, done, outs = {}, [], []
+  for images in _image_chunks(files, size, channels, skipped, o, desc, log):
+    x = np.stack([im.pixels for im in images.values()])
+    outs.append(batched(features, {"image": x}, o.batch_size))
+    done += list(images)
   table = {k: np.concatenate([t[k] for t in outs]) for k in outs[0]} if outs else {}
   return done, table, skipped
 
@@ -254,13 +261,9 @@ def apply_ganmut(run, files, root, output, o, log) -> tuple[list, dict, list]:
   gamut_codes, outside = _gamut_codes(run, space) if o.gamut else (None, None)
   stems = io.output_stems(files, root)
   protected = {os.path.realpath(f) for f in files}
-  skipped, done, written, all_images = {}, [], [], {}
+  skipped, done, written = {}, [], []
   edits = {t: {"files": [], "inputs": [], "images": []} for t, _ in targets}
-  bar = _bar(len(files), o, "ganmut")
-  for chunk in _chunks(files, CHUNK):
-    images = _read_images(chunk, size, channels, skipped, bar, log)
-    if not images:
-      continue
+  for images in _image_chunks(files, size, channels, skipped, o, "ganmut", log):
     x = np.stack([im.pixels for im in images.values()])
     names = list(images)
     for tag, code in targets:
@@ -299,12 +302,6 @@ def apply_ganmut(run, files, root, output, o, log) -> tuple[list, dict, list]:
                  images=imgs, outside=outside)
         written += [base + ".png", base + ".npz"]
     done += names
-    all_images.update(images)
-    bar.update(len(images))
-  bar.close()
-  line = io.resize_line(all_images, size)
-  if line:
-    log(line)
   for tag, code in targets:
     if edits[tag]["files"]:
       path = io.safe_path(os.path.join(output, f"edits.{tag}.npz"), protected)
