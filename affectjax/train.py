@@ -143,6 +143,11 @@ def setup(config, **overrides) -> Setup:
 
   overrides: the method's injectable functions, e.g. loss_fn=my_loss (see the README)."""
   validate(config)
+  return _build(config, **overrides)
+
+
+def _build(config, **overrides) -> Setup:
+  """setup() for a config already validated."""
   mesh = make_mesh()
   loaded = sources.load(config)
   method = methods.get(config, loaded, **overrides)
@@ -602,7 +607,7 @@ def _train_and_evaluate(config, workdir: str, **overrides):
   ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
   if os.path.isdir(ckpt_dir) and any(d.isdigit() for d in os.listdir(ckpt_dir)):
     workdir_lib.check_resume_config(workdir, config)  # before data is loaded or anything compiled
-  s = setup(config, **overrides)
+  s = _build(config, **overrides)  # validated by train_and_evaluate, before the workdir
   state, start = restore_or_init(s, workdir, ckpt_dir)
   if start > c.num_steps:
     raise WorkdirError(
