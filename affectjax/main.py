@@ -45,8 +45,9 @@ def _one_line(e: BaseException, argv) -> str:
 def _parse_flags(argv):
   """absl's flag parsing, with every failure (a bad --config file, variant or override) as one
   `affectjax: error:` line instead of a traceback."""
+  from affectjax.configs import locate
   try:
-    return flags.FLAGS(argv)
+    return flags.FLAGS(locate(argv))
   except Exception as e:  # noqa: BLE001 - flags.Error and what config files and overrides raise
     sys.exit(f"affectjax: error: {_one_line(e, argv)}")
 

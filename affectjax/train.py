@@ -141,7 +141,8 @@ def validate(config) -> None:
 def setup(config, **overrides) -> Setup:
   """Validates the config (before any compile), loads data and builds the method.
 
-  overrides: the method's injectable functions, e.g. loss_fn=my_loss (see the README)."""
+  overrides: objective=fn or objectives={phase: fn} (affectjax.objective), or a method's own
+  keyword arguments (dual_domain's splits=)."""
   validate(config)
   return _build(config, **overrides)
 
@@ -580,7 +581,7 @@ def _loop(s: Setup, state, start: int, ckpt, writer, progress, workdir: str):
 def train_and_evaluate(config, workdir: str, **overrides):
   """Trains config.method for config.train.num_steps (resuming from workdir) and evaluates.
 
-  overrides: the method's injectable functions (e.g. loss_fn=). Returns (state, metrics): the
+  overrides: objective= / objectives= (affectjax.objective) and the method's own keywords. Returns (state, metrics): the
   final state and the last logged training metrics merged with the final evaluation and report.
   With K seeds the state has the seed axis, the training metrics carry name/seed<i> beside each
   mean, and every evaluation/report scalar is the mean over the seeds (seeds.json has the rest).
@@ -602,12 +603,26 @@ def train_and_evaluate(config, workdir: str, **overrides):
     raise WorkdirError(workdir_lib.describe_disk_error(disk, workdir)) from None
 
 
+def train_prerequisites(method, workdir: str) -> None:
+  """Trains (or resumes) every run the method's evaluation needs (Method.prerequisites) that is
+  not already in its directory, and lets the method save its result there."""
+  for pre in method.prerequisites:
+    d = pre.workdir(run_workdir(workdir))
+    if pre.ready(d):
+      continue
+    print(f"training {pre.name} in {d} (this run's evaluation needs it)", flush=True)
+    state, metrics = train_and_evaluate(pre.config, d, **dict(pre.overrides))
+    if is_writer():
+      pre.save(d, host_state(state), metrics)
+
+
 def _train_and_evaluate(config, workdir: str, **overrides):
   c = config.train
   ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
   if os.path.isdir(ckpt_dir) and any(d.isdigit() for d in os.listdir(ckpt_dir)):
     workdir_lib.check_resume_config(workdir, config)  # before data is loaded or anything compiled
   s = _build(config, **overrides)  # validated by train_and_evaluate, before the workdir
+  train_prerequisites(s.method, workdir)
   state, start = restore_or_init(s, workdir, ckpt_dir)
   if start > c.num_steps:
     raise WorkdirError(

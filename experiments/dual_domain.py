@@ -13,13 +13,11 @@ and fig5_va_errors.png go in workdir.
 """
 import json
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
-import dual_domain as dd_configs  # noqa: E402  (configs/dual_domain.py)
+from affectjax.configs import dual_domain as dd_configs
 
 from affectjax import errors
 from affectjax import config as config_lib, train  # noqa: E402

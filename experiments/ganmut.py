@@ -15,13 +15,11 @@ Cost: one small run takes about 7 minutes on 2 CPU cores, so --size=small --seed
 """
 import json
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
-import ganmut as ganmut_configs  # noqa: E402  (configs/ganmut.py)
+from affectjax.configs import ganmut as ganmut_configs
 
 from affectjax import errors
 from affectjax import config as config_lib, train  # noqa: E402

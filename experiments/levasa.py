@@ -17,13 +17,11 @@ models; every table is given for all test faces and for clearly expressive ones 
 """
 import json
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
-import levasa as levasa_configs  # noqa: E402  (configs/levasa.py)
+from affectjax.configs import levasa as levasa_configs
 
 from affectjax import errors
 from affectjax import config as config_lib, train  # noqa: E402
@@ -31,7 +29,7 @@ from affectjax.affect import ellipses as ell  # noqa: E402
 from affectjax.data import example, sources  # noqa: E402
 from affectjax.evaluate import figures, seeds  # noqa: E402
 from affectjax.evaluate.alignment import markdown_table  # noqa: E402
-from affectjax.methods.levasa_eval import PAPER_STEPS  # noqa: E402
+from affectjax.methods.levasa.evaluate import PAPER_STEPS  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every model (0: config's).")

@@ -13,14 +13,12 @@ choice is made on the scoring split, as the paper's was. Writes workdir/table1.m
 """
 import json
 import os
-import sys
 import time
 
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
-import rbvae as rbvae_configs  # noqa: E402  (configs/rbvae.py)
+from affectjax.configs import rbvae as rbvae_configs
 
 from affectjax import errors
 from affectjax import config as config_lib, train  # noqa: E402

@@ -14,13 +14,11 @@ linear identity classifier on the held-out people; chance beside it).
 """
 import json
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs"))
-import triplet_vae as tv_configs  # noqa: E402  (configs/triplet_vae.py)
+from affectjax.configs import triplet_vae as tv_configs
 
 from affectjax import errors
 from affectjax import config as config_lib, train  # noqa: E402

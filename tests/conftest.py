@@ -1,6 +1,5 @@
 """Shared test set-up: quiet TensorFlow; one generated-data cache and one XLA compilation cache
 per test run, shared by the pytest-xdist workers and the subprocesses the tests start."""
-import importlib.util
 import os
 import tempfile
 
@@ -33,11 +32,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def load_config(name: str, arg: str = ""):
   """configs/<name>.py's get_config(arg), as --config=configs/<name>.py:<arg> would load it."""
-  path = os.path.join(REPO, "configs", f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  from affectjax import configs
+  return configs.get(name, arg)
 
 
 def levasa_tiny(**over):

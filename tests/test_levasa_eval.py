@@ -144,7 +144,7 @@ def test_figures_write_pngs(tmp_path):
 # ---------------------------------------------------------------- like-for-like readouts (issue 9)
 
 from affectjax.data.synthetic import FACTOR_NAMES  # noqa: E402
-from affectjax.methods import levasa_eval  # noqa: E402
+from affectjax.methods.levasa import evaluate as levasa_eval  # noqa: E402
 from conftest import load_config  # noqa: E402
 
 _FACTORS = list(FACTOR_NAMES)

@@ -71,12 +71,12 @@ def test_ganmut_kill_and_resume_through_the_loop_matches_uninterrupted(tmp_path,
 _MY_LOSS = '''
 from affectjax.methods import levasa
 
-def recon_only(params, batch_stats, batch, key, *, model, config, train=True):
+from affectjax.objective import Out
+
+def recon_only(params, aux, batch, key, step, ctx):
   """Eq. 3 without the KL and VA terms: what kl_weight = va_weight = 0 computes."""
-  loss, (metrics, stats) = levasa.loss_fn(params, batch_stats, batch, key, model=model,
-                                          config=config, train=train)
-  metrics = dict(metrics, loss=metrics["recon"])
-  return metrics["recon"], (metrics, stats)
+  out = levasa.eq3(params, aux, batch, key, step, ctx)
+  return Out({"vae": out.metrics["recon"]}, dict(out.metrics, loss=out.metrics["recon"]), out.aux)
 '''
 
 
@@ -85,9 +85,9 @@ def test_a_loss_passed_as_the_readme_says_replaces_the_default(tmp_path):
   sys.path.insert(0, str(tmp_path))
   try:
     import my_losses
-    # Python: train_and_evaluate(config, workdir, loss_fn=...)
+    # Python: train_and_evaluate(config, workdir, objective=...)
     mine = train.train_and_evaluate(_levasa(train__num_steps=5), str(tmp_path / "py"),
-                                    loss_fn=my_losses.recon_only)[0]
+                                    objective=my_losses.recon_only)[0]
   finally:
     sys.path.remove(str(tmp_path))
   zero = train.train_and_evaluate(_levasa(train__num_steps=5, loss__kl_weight=0.0, loss__va_weight=0.0),

@@ -187,10 +187,7 @@ def random_state_dict(space: str = "linear", conv_dim: int = 8, repeat_num: int 
 
 def run_config(info: dict, image_size: int, step: int):
   """configs/ganmut.py:[gaussian,]original sized to the checkpoint."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("configs_ganmut", os.path.join(REPO, "configs", "ganmut.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  from affectjax.configs import ganmut as module
   c = module.get_config("gaussian,original" if info["space"] == "gaussian" else "original")
   c.variant = f"converted {info['space']} GANmut (original code)"
   c.data.image_size = image_size

@@ -11,13 +11,11 @@ State leaves are compared in flattening order with their shapes, so a renamed fi
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 6
 # (name, config file, argument, overrides)
 RUNS = [
@@ -46,13 +44,8 @@ RUNS = [
 
 
 def load_config(name: str, arg: str):
-  try:  # configs as a package (after the method-layer change)
-    module = importlib.import_module(f"affectjax.configs.{name}")
-  except ImportError:
-    spec = importlib.util.spec_from_file_location(f"configs_{name}", os.path.join(REPO, "configs", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-  return module.get_config(arg)
+  from affectjax import configs
+  return configs.get(name, arg)
 
 
 def trajectory(config, steps: int = STEPS):

@@ -315,12 +315,11 @@ def apply_ganmut(run, files, root, output, o, log) -> tuple[list, dict, list]:
 
 def apply_levasa(run, files, root, output, o, log):
   import jax
-  from affectjax.methods import levasa, levasa_eval
+  from affectjax.methods import levasa
+  from affectjax.methods.levasa import evaluate as levasa_eval
   config = run.config
   model = levasa.build_model(config)
-  variables = {"params": run.state.params}
-  if run.state.batch_stats is not None:
-    variables["batch_stats"] = run.state.batch_stats
+  variables = levasa.variables(run.state.params[levasa.PLAYER], run.state.aux)
 
   @jax.jit
   def fn(variables, x):

@@ -6,11 +6,12 @@ evaluate/report. A method module under affectjax/methods/ provides:
 
 - `validate(config)`: checks its own fields before any data is generated or read; raises
   affectjax.config.ConfigError with one line (affectjax.config.expect_one_of helps).
-- `make_method(config, data, **overrides) -> Method`: built once from the config and the loaded
-  splits (affectjax.data.sources.Splits), so statistics, class weights, reference sets or
-  triplets are computed on the host from the training split only. `overrides` are the method's
-  injectable pure functions (e.g. `loss_fn=`), also reachable from the command line through
-  `config.loss.fn = "package.module:function"` (see `resolve`).
+- `make_method(config, data, *, objective=None, objectives=None) -> Method`: built once from the
+  config and the loaded splits (affectjax.data.sources.Splits), so statistics, class weights,
+  reference sets or triplets are computed on the host from the training split only. Its training
+  is a list of affectjax.objective.Phase (an objective and the players it updates) run by
+  affectjax.objective.make_step; `objective=` / `objectives={phase: fn}` replace them (and
+  config.loss.fn / config.loss.<phase>_fn from the command line: affectjax.objective.inject).
 
 A Method is plain data:
 - streams: {name: Stream}. Each stream is a random-access source read in global batches whose
@@ -23,8 +24,8 @@ A Method is plain data:
   fold_in(root, state.step); split it by purpose inside. `metrics` is a flat dict of scalars and
   must contain 'loss'. At every log and checkpoint step the NaN guard checks the metrics and
   every floating leaf of the state (a checkpoint is only written from a finite state).
-- represent(state, batch) -> array and generate(state, batch, key) -> images, where the paper has
-  them (pure, jit-able; evaluation uses them through affectjax.evaluate.inference.batched).
+- represent(state, batch) -> {feature name: [N, d]} and generate(state, batch, key) -> images,
+  where the paper has them (pure, jit-able; evaluation uses them through affectjax.evaluate.inference.batched).
 - data: the splits as the method prepared them (e.g. LeVAsa's annotation transfer), passed to
   evaluate/report; None means as loaded.
 - evaluate(state, data, workdir) -> dict of scalars, optional: every config.train.eval_every steps
@@ -53,6 +54,23 @@ class Stream:
 
 
 @dataclasses.dataclass(frozen=True)
+class Prerequisite:
+  """Another run this method's evaluation needs (GANmut's evaluator classifier), trained by the
+  loop before this run's first step so that methods never call the loop themselves.
+
+  workdir(run_workdir) -> its directory; ready(its dir) -> whether its result is already there
+  (then nothing is trained); save(its dir, final host state, final metrics) writes the result the
+  method reads back (process 0 only). overrides: train_and_evaluate's keyword arguments (splits=).
+  """
+  name: str
+  config: Any
+  workdir: Callable[[str], str]
+  ready: Callable[[str], bool]
+  save: Callable[[str, Any, dict], None]
+  overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class Method:
   init: Callable[..., Any]
   train_step: Callable[..., tuple[Any, dict]]
@@ -65,6 +83,7 @@ class Method:
   # State fields and metrics that hold a selection's running best, which starts at -inf by design
   # (the triplet VAE's best validation ELBO): the NaN guard lets them be infinite, never NaN.
   sentinels: Sequence[str] = ()
+  prerequisites: Sequence[Prerequisite] = ()  # runs trained by the loop before this one
 
 
 def data_stream(data, config, keys: Optional[Sequence[str]] = None) -> dict[str, Stream]:

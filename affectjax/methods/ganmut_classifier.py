@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import json
 import os
 
@@ -20,8 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "configs")
 # Fields that change neither the data nor the training (left out of the cache key).
 _NOT_KEYED = ("train.progress", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
               "data.cache_dir", "data.tfds_dir", "data.num_parallel_calls", "data.prefetch")
@@ -29,11 +26,8 @@ VARIABLES = "variables.msgpack"
 
 
 def _dual_domain_config(arg: str):
-  spec = importlib.util.spec_from_file_location("configs_dual_domain",
-                                                os.path.join(_CONFIGS, "dual_domain.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  from affectjax.configs import dual_domain
+  return dual_domain.get_config(arg)
 
 
 def classifier_config(config):

@@ -12,20 +12,20 @@ model.arch='original' (the code's conv shapes), loss.kl_weight=0 for the Vanilla
 from __future__ import annotations
 
 import functools
-from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
-
 import numpy as np
 
-from affectjax import losses, optim
-from affectjax.config import ConfigError, check_choices, expect
+from affectjax import objective as objective_lib
+from affectjax import optim
+from affectjax.config import check_choices, expect
 from affectjax.data import source as source_lib
 from affectjax.data.source import ArraySource
 from affectjax.data.sources import Splits, synthetic_arrays, view_seed
-from affectjax.methods.base import Method, data_stream, resolve
+from affectjax.methods.base import Method, data_stream
+from affectjax.methods.levasa import evaluate as levasa_eval
+from affectjax.methods.levasa.objective import PLAYER, Context, eq3, variables
 from affectjax.nn.vae import ChunkedVAE, Decoder
 
 VARIANTS = ("vanilla", "continuous", "discrete")
@@ -38,14 +38,6 @@ CHOICES = {
     "loss.va_loss": VA_LOSSES,
     "data.annotation_transfer.reference": ("auto", "synthetic_faces", "affectnet_published"),
 }
-
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  params: Any
-  opt_state: Any
-  batch_stats: Any
 
 
 def num_va_levels(config) -> int:
@@ -88,92 +80,33 @@ def validate(config):
     expect(config.eval[name] > 0, f"config.eval.{name}={config.eval[name]} must be > 0")
   expect(config.data.annotation_transfer.levels >= 0,
          f"config.data.annotation_transfer.levels={config.data.annotation_transfer.levels} must be >= 0")
-  try:
-    resolve(l.fn, eq3_loss)
-  except (ImportError, ValueError) as e:
-    raise ConfigError(f"config.loss.fn={l.fn!r}: {e}") from None
+  objective_lib.check_config(config, ("main",))
 
 
-def va_regularisation(out: dict, va: jax.Array, *, variant: str, va_loss: str, levels: int,
-                      chunk_sizes) -> jax.Array:
-  """L_C per example (Eq. 2): L(r_v, v) + L(r_a, a); rows with unknown (NaN) VA contribute 0."""
-  known = jnp.all(jnp.isfinite(va), axis=-1)
-  va = jnp.where(known[:, None], va, 0.0)
-  v, a = va[:, 0], va[:, 1]
-  if va_loss == "broadcast_mse":
-    cv = chunk_sizes[0]
-    zv, za = out["z"][:, :cv], out["z"][:, cv:cv + chunk_sizes[1]]
-    per = losses.va_broadcast_mse(zv, v) + losses.va_broadcast_mse(za, a)
-  elif va_loss == "mse":
-    per = losses.va_mse(out["r_v"], v) + losses.va_mse(out["r_a"], a)
-  else:
-    cls = jnp.clip(jnp.round(levels * va).astype(jnp.int32) + levels, 0, 2 * levels)
-    fn = losses.va_bce if va_loss == "bce" else losses.va_cross_entropy
-    per = fn(out["r_v"], cls[:, 0]) + fn(out["r_a"], cls[:, 1])
-  return jnp.where(known, per, 0.0)
-
-
-def loss_fn(params, batch_stats, batch, key, *, model: ChunkedVAE, config, train: bool = True):
-  """Eq. 3, averaged over the batch. Returns (loss, (metrics, new batch_stats))."""
-  l = config.loss
-  variables = {"params": params}
-  if batch_stats is not None:
-    variables["batch_stats"] = batch_stats
-  if batch_stats is not None and train:
-    out, updates = model.apply(variables, batch["image"], key, train=True, mutable=["batch_stats"])
-    new_stats = updates["batch_stats"]
-  else:
-    out, new_stats = model.apply(variables, batch["image"], key, train=False), batch_stats
-  recon = losses.squared_error(batch["image"], out["x_hat"])  # L_R
-  kls = losses.chunked_kl(out["mu"], out["logvar"], tuple(config.model.chunk_sizes))
-  kl = jnp.sum(jnp.square(kls), -1) if l.kl == "squared" else jnp.sum(kls, -1)  # Eq. 1
-  total = recon + l.kl_weight * kl
-  metrics = {"recon": recon.mean(), "kl": kl.mean(), "kl_plain": kls.sum(-1).mean()}
-  if config.variant != "vanilla":
-    reg = va_regularisation(out, batch["va"], variant=config.variant, va_loss=l.va_loss,
-                            levels=l.va_levels, chunk_sizes=tuple(config.model.chunk_sizes))
-    total = total + l.va_weight * reg  # Eq. 3
-    metrics["va_reg"] = reg.mean()
-  loss = total.mean()
-  metrics["loss"] = loss
-  return loss, (metrics, new_stats)
-
-
-eq3_loss = loss_fn  # the default (make_method's loss_fn argument shadows the name)
-
-
-def make_method(config, data: Splits, *, loss_fn=None) -> Method:
-  """LeVAsa from its config and the loaded splits; `loss_fn` replaces Eq. 3 (same signature as
-  `loss_fn` above; config.loss.fn names one from the command line)."""
+def make_method(config, data: Splits, *, objective=None, objectives=None) -> Method:
+  """LeVAsa from its config and the loaded splits; `objective` replaces Eq. 3 (objective.eq3's
+  signature, affectjax.objective's contract; config.loss.fn names one from the command line)."""
   data = prepare_data(config, data)
   model = build_model(config)
-  player = optim.make_player(config.optim, config.train.num_steps)
-  compute_loss = functools.partial(loss_fn or resolve(config.loss.fn, eq3_loss),
-                                   model=model, config=config)
+  players = {PLAYER: optim.make_player(config.optim, config.train.num_steps)}
+  phases = objective_lib.inject([objective_lib.Phase("main", eq3, (PLAYER,))], config,
+                                objective, objectives)
+  train_step = objective_lib.make_step(phases, players, Context(model, config))
 
   def init(key, batch):
     k_params, k_sample = jax.random.split(key)
     image = jnp.asarray(batch["data"]["image"])
-    variables = model.init({"params": k_params}, image, k_sample, train=False)
-    params = variables["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=player.init(params),
-                      batch_stats=variables.get("batch_stats"))
-
-  def train_step(state, batch, key):
-    grad_fn = jax.value_and_grad(compute_loss, has_aux=True)
-    (_, (metrics, stats)), grads = grad_fn(state.params, state.batch_stats, batch["data"], key)
-    params, opt_state = player.update(grads, state.opt_state, state.params, state.step)
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                         batch_stats=stats), metrics
+    v = model.init({"params": k_params}, image, k_sample, train=False)
+    params = {PLAYER: v["params"]}
+    return objective_lib.State(step=jnp.zeros((), jnp.int32), params=params,
+                               opt_state=objective_lib.init_opt_state(players, params),
+                               aux=v.get("batch_stats"))
 
   def represent(state, batch):
-    """mu of q(z | x) = [z_v, z_a, z_z] (the representation the paper evaluates)."""
-    variables = {"params": state.params}
-    if state.batch_stats is not None:
-      variables["batch_stats"] = state.batch_stats
-    return model.apply(variables, jnp.asarray(batch["image"]), method=model.encode)[0]
+    """{'mu': mean of q(z | x) = [z_v, z_a, z_z]} (the representation the paper evaluates)."""
+    v = variables(state.params[PLAYER], state.aux)
+    return {"mu": model.apply(v, jnp.asarray(batch["image"]), method=model.encode)[0]}
 
-  from affectjax.methods import levasa_eval
   return Method(init=init, train_step=train_step,
                 streams=data_stream(data, config, keys=("image", "va")),
                 evaluate=functools.partial(levasa_eval.evaluate, model=model, config=config),

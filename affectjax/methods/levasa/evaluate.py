@@ -25,6 +25,7 @@ import numpy as np
 
 from affectjax.evaluate import alignment, cnn_ceiling, figures, probes
 from affectjax.evaluate.inference import batched
+from affectjax.methods.levasa.objective import PLAYER, variables
 
 PAPER_STEPS = 26_000  # the original: Adam 1e-4, batch 128, 100 epochs of ~34k IMFDB images
 EXPRESSIVE_INTENSITY = 0.5  # "clearly expressive": true intensity above this
@@ -33,10 +34,7 @@ CHUNKS = ("z_v", "z_a", "z_z")
 
 
 def _variables(state):
-  v = {"params": state.params}
-  if state.batch_stats is not None:
-    v["batch_stats"] = state.batch_stats
-  return v
+  return variables(state.params[PLAYER], state.aux)
 
 
 def encode(state, source, *, model, config, limit=None, reconstruct=False, pixels=False) -> dict:
