@@ -90,8 +90,9 @@ def record(out: str, only) -> None:
 
 def _rel(a, b) -> float:
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  both_nan = np.isnan(a) & np.isnan(b)
-  d = np.where(both_nan, 0.0, np.abs(a - b) / np.maximum(np.abs(b), 1e-6))
+  same = (np.isnan(a) & np.isnan(b)) | (a == b)
+  with np.errstate(invalid="ignore"):
+    d = np.where(same, 0.0, np.abs(a - b) / np.maximum(np.abs(b), 1e-6))
   return float(np.nanmax(d)) if d.size else 0.0
 
 

@@ -15,6 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from affectjax.nn import reparam
+
 __all__ = ["LandmarkEncoder", "LandmarkDecoder", "LandmarkVAE", "paper_sizes"]
 
 
@@ -110,6 +112,5 @@ class LandmarkVAE(nn.Module):
   def __call__(self, x, neutral, key, num_samples: int = 1, train: bool = False):
     """(mu, logvar, z [L, B, latent], mean [L, B, data_dim]): z = mu + sigma eps (Eq. 5)."""
     mu, logvar = self.encode(x, neutral, train)
-    eps = jax.random.normal(key, (num_samples,) + mu.shape, mu.dtype)
-    z = mu + jnp.exp(0.5 * logvar) * eps  # Eq. 5: reparameterisation
+    z = reparam.sample(key, mu, logvar, (num_samples,))  # Eq. 5: reparameterisation
     return mu, logvar, z, self.decode(z, neutral, train)

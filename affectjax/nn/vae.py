@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from affectjax.nn import reparam
 from affectjax.nn import cpu  # nn.Conv with XLA:CPU's fast formulation of small outputs
 
 
@@ -129,7 +130,7 @@ class ChunkedVAE(nn.Module):
   def __call__(self, x, key, train: bool = False):
     """Encodes, samples z = mu + sigma * eps with eps drawn from `key`, decodes (and heads)."""
     mu, logvar = self.encode(x, train)
-    z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape, mu.dtype)
+    z = reparam.sample(key, mu, logvar)
     out = {"mu": mu, "logvar": logvar, "z": z, "x_hat": self.decode(z, train)}
     if self.head_dim:
       out["r_v"], out["r_a"] = self.heads(z)
