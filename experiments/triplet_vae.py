@@ -24,7 +24,7 @@ from affectjax import errors
 from affectjax import config as config_lib, train  # noqa: E402
 from affectjax.data.example import EMOTIONS  # noqa: E402
 from affectjax.evaluate import seeds as seeds_lib  # noqa: E402
-from affectjax.methods import triplet_vae_eval as ev  # noqa: E402
+from affectjax.methods.triplet_vae import evaluate as ev  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every model (0: the paper's 100,000).")

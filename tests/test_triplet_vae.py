@@ -14,7 +14,9 @@ import fixtures_real as fx
 from affectjax.affect import triplets as trip_lib
 from affectjax.data import landmarks as lm
 from affectjax.data import pipeline, sources
+from affectjax.config import ConfigError
 from affectjax.methods import triplet_vae as tv
+from affectjax.nn.landmark_mlp import LandmarkVAE
 from conftest import REPO, load_config
 
 
@@ -106,7 +108,8 @@ def test_preparation_person_splits_mean_and_geometry():
 def test_streams_are_landmark_only_and_triplets_gather_members():
   c = tiny()
   method = tv.make_method(c, splits_of(c))
-  prep = method.data.metadata["prepared"]
+  prep = method.data.prepared
+  assert isinstance(prep, tv.Prepared) and "prepared" not in method.data.metadata  # typed, not metadata
   assert set(method.streams) == {"data", "triplets"}
   assert method.streams["data"].keys == ("landmarks", "neutral_landmarks")
   b = batch_at(method, c, 3)
@@ -127,21 +130,24 @@ def test_annealing_and_eq11_composition(runs):
   np.testing.assert_allclose([float(tv.anneal(s, 100)) for s in (0, 25, 100, 400)], [0, 0.25, 1, 1])
   assert float(tv.anneal(0, 0)) == 1.0
   c, method, state, _ = runs["m2"]
-  prep = method.data.metadata["prepared"]
+  prep = method.data.prepared
   batch = batch_at(method, c, 0)
   model = tv.build_model(c, 68)
   n, t = len(prep.train.landmarks), c.triplets.num_train
   key = jax.random.key(7)
-  configs = {v: tiny(v) for v in ("m2", "m2_prior", "m1")}
+  configs = {v: tiny(v) for v in ("m2", "m2_prior", "m1")}  # tiny: anneal_steps 20
+  ctx = {v: tv.Context(model, cv, num_data=n, num_triplets=t, train=False) for v, cv in configs.items()}
 
   @jax.jit
-  def all_terms(p, b, beta):  # one compile for every variant (beta traced)
-    return {v: tv.loss_fn(p, b, key, model=model, config=cv, beta=beta, num_data=n,
-                          num_triplets=t, train=False)[1] for v, cv in configs.items()}
+  def all_terms(p, b, step):  # one compile for every variant (step traced)
+    return {v: tv.eq11(p, None, b, key, step, ctx[v]).metrics for v in configs}
 
+  steps = {0.0: 0, 0.3: 6}  # beta = step / 20 (Eq. 13), computed inside the objective
   out = {(v, beta): {m: float(x) for m, x in d.items()}
-         for beta in (0.0, 0.3) for v, d in all_terms(state.params, batch, jnp.float32(beta)).items()}
+         for beta, step in steps.items()
+         for v, d in all_terms(state.params, batch, jnp.int32(step)).items()}
   for beta in (0.0, 0.3):
+    assert all(out[v, beta]["beta"] == pytest.approx(beta) for v in configs)
     m2, m2p, m1 = out["m2", beta], out["m2_prior", beta], out["m1", beta]
     scale = t / n  # Eq. 11 per data point: (T/V) / (N/B) on the batch means
     np.testing.assert_allclose(m2["loss"], m2["nll"] + beta * m2["kl"] + scale * m2["triplet_prior"], rtol=1e-5)
@@ -153,19 +159,19 @@ def test_annealing_and_eq11_composition(runs):
   x = batch["data"]["landmarks"].reshape(len(batch["data"]["landmarks"]), -1)
   y = batch["data"]["neutral_landmarks"].reshape(len(x), -1)
   apply = jax.jit(lambda p, a, b, k: model.apply({"params": p}, a, b, k, c.loss.num_samples, False))
-  mu, logvar, _, mean = apply(state.params, x, y, k_eps)
+  mu, logvar, _, mean = apply(state.params[tv.PLAYER], x, y, k_eps)
   sq = np.mean(np.sum((np.asarray(x)[None] - np.asarray(mean)) ** 2, -1), 0)
   nll = sq / (2 * c.loss.variance) + 0.5 * x.shape[1] * np.log(2 * np.pi * c.loss.variance)
   np.testing.assert_allclose(out["m2", 0.0]["nll"], nll.mean(), rtol=1e-4)
   # The triplet prior against NumPy for the model's encodings (M samples, weights, gamma).
   trip = batch["triplets"]
   prior = jax.jit(lambda p: tv.triplet_terms(p, trip, key, model=model, num_samples=3, gamma=0.04,
-                                             train=False))(state.params)
+                                             train=False))(state.params[tv.PLAYER])
   k_eps, _ = jax.random.split(key)
   v = len(trip["weight"])
   mu, logvar = jax.jit(lambda p: model.apply(
       {"params": p}, trip["landmarks"].reshape(3 * v, -1), trip["neutral_landmarks"].reshape(3 * v, -1),
-      method=tv.LandmarkVAE.encode))(state.params)
+      method=LandmarkVAE.encode))(state.params[tv.PLAYER])
   eps = np.asarray(jax.random.normal(k_eps, (3,) + mu.shape))
   z = (np.asarray(mu) + np.exp(0.5 * np.asarray(logvar)) * eps).reshape(3, v, 3, -1)
   dp = np.linalg.norm(z[:, :, 0] - z[:, :, 1], axis=-1)
@@ -174,19 +180,51 @@ def test_annealing_and_eq11_composition(runs):
   np.testing.assert_allclose(prior, expect, rtol=1e-4)
   # loss.scaling='literal' is Eq. 11 as written: N times the per-point loss.
   cl = tiny("m2", loss__scaling="literal")
-  lit, _ = jax.jit(lambda p: tv.loss_fn(p, batch, key, model=model, config=cl, beta=jnp.float32(0.3),
-                                        num_data=n, num_triplets=t, train=False))(state.params)
+  lit = jax.jit(lambda p: tv.eq11(p, None, batch, key, jnp.int32(6),
+                                  tv.Context(model, cl, n, t, train=False)).losses[tv.PLAYER])(state.params)
   np.testing.assert_allclose(float(lit), n * out["m2", 0.3]["loss"], rtol=1e-5)
+
+
+def doubled(params, aux, batch, key, step, ctx):
+  """Eq. 11 times 2: an injected objective (affectjax.objective's contract)."""
+  out = tv.eq11(params, aux, batch, key, step, ctx)
+  return out._replace(losses={k: 2 * v for k, v in out.losses.items()},
+                      metrics=dict(out.metrics, loss=2 * out.metrics["loss"]))
+
+
+def test_an_injected_objective_replaces_eq11_from_python_and_the_config():
+  c = tiny("m1")
+  c.optim.name, c.optim.b1 = "sgd", 0.9  # the first update is -lr * gradient (momentum starts at 0)
+  default = tv.make_method(c, splits_of(c))
+  batch = batch_at(default, c, 0)
+  state = default.init(jax.random.key(0), batch)
+  key = jax.random.key(3)
+  first = lambda m: jax.jit(m.train_step)(state, batch, key)
+  (s0, m0), (s1, m1) = first(default), first(tv.make_method(c, splits_of(c), objective=doubled))
+  np.testing.assert_allclose(float(m1["loss"]), 2 * float(m0["loss"]), rtol=1e-6)
+  assert float(m1["nll"]) == float(m0["nll"])  # the same draws: only the scale differs
+  for p0, p1, p in zip(*(jax.tree.leaves(x.params) for x in (s0, s1, state))):  # twice the step
+    # atol: float32 rounding of p - lr * g where |p| ~ 0.5
+    np.testing.assert_allclose(np.asarray(p1) - p, 2 * (np.asarray(p0) - p), rtol=1e-3, atol=2e-7)
+  assert max(float(np.abs(np.asarray(p0) - p).max()) for p0, p in
+             zip(jax.tree.leaves(s0.params), jax.tree.leaves(state.params))) > 1e-4
+  c.loss.fn = f"{__name__}:doubled"  # --config.loss.fn=module:function
+  tv.validate(c)
+  _, m2 = first(tv.make_method(c, splits_of(c)))
+  np.testing.assert_allclose(float(m2["loss"]), float(m1["loss"]), rtol=1e-6)
+  c.loss.fn = f"{__name__}:no_such_function"
+  with pytest.raises(ConfigError, match=r"^config.loss.fn='.*:no_such_function': .*has no function"):
+    tv.validate(c)
 
 
 def test_model_selection_keeps_the_best_validation_elbo(runs):
   c, method, state, kept = runs["m2"]
-  prep = method.data.metadata["prepared"]
+  prep = method.data.prepared
   val, vt = tv.validation_inputs(c, prep)
   elbo = jax.jit(lambda p: tv.validation_elbo(p, val, tv.selection_key(c), model=tv.build_model(c, 68),
                                               config=c, num_triplets=vt))
   due = [s for s in kept if s and s % c.eval.select_every == 0]  # the last step (300) is one too
-  values = {s: float(elbo(kept[s].params)) for s in due}
+  values = {s: float(elbo(kept[s].params[tv.PLAYER])) for s in due}
   best = max(values, key=values.get)
   assert len(set(np.round(list(values.values()), 3))) > 1  # the ELBO moved, so the choice matters
   assert int(state.best_step) == best
@@ -202,8 +240,10 @@ def test_m2_satisfies_more_test_triplets_than_the_vae(runs):
   out = {}
   for variant in ("vae", "m2"):
     c, method, state, _ = runs[variant]
-    prep = method.data.metadata["prepared"]
-    z = np.asarray(method.represent(state, prep.test.arrays()))
+    prep = method.data.prepared
+    rep = method.represent(state, prep.test.arrays())
+    assert set(rep) == {"z"} and rep["z"].shape == (len(prep.test.landmarks), c.model.latent_dim)
+    z = np.asarray(rep["z"])
     out[variant] = trip_lib.satisfied_fraction(z, prep.test.triplets["artificial"][0])
   assert out["m2"] > out["vae"] + 0.05, out
 

@@ -51,7 +51,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.dropout_rate = 0.1  # "dropout 0.9" = keep probability
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.fn = ""  # '' -> Eq. 11 (methods/triplet_vae.py loss_fn) | 'package.module:function'
+  c.loss.fn = ""  # '' -> Eq. 11 (methods/triplet_vae/objective.py eq11) | 'package.module:function'
   c.loss.variance = 0.001  # sigma^2 of p(x | y, z) (Eq. 2)
   c.loss.gamma = 0.04  # topological variance (Eq. 6)
   c.loss.num_samples = 3  # L (Eq. 5)

@@ -4,15 +4,16 @@ VAE: q(z | x), p(x | z) with symmetric fully connected ELU networks. M1 (Sec. II
 networks also take the person's neutral face y, p(x | y, z) = N(f(y, z), sigma^2 I) (Eqs. 1-5).
 M2 (Sec. III-B): M1 with the prior p(Z) = p_T(Z | S) p_N(Z) (Eqs. 6-7), p_T the weighted softplus
 triplet prior with topological variance gamma, trained on data batches of B faces and triplet
-batches of V triplets (Eq. 11). beta anneals the KL linearly from 0 to 1 (Eq. 13); variant m2
-anneals the KL only, m2_prior the whole prior (KL and triplet term). The model with the highest
-validation ELBO, checked every config.eval.select_every steps, is kept in the state (best_params)
-and is the one represented and evaluated (Sec. V-C).
+batches of V triplets (Eq. 11, objective.py). beta anneals the KL linearly from 0 to 1 (Eq. 13);
+variant m2 anneals the KL only, m2_prior the whole prior. The model with the highest validation
+ELBO, checked every config.eval.select_every steps, is kept in the state (best_params) and is the
+one represented and evaluated (Sec. V-C): the post-step after the library step.
 
 Data preparation (Sec. IV, V-A) happens in make_method on the host: landmarks rotated to the
 neutral (frontal) pose, centred between the eyes, inter-ocular distance 1, minus the training mean;
 the training split's people divided into train/validation (test: the loaded test split); artificial
 triplets from labels and intensities (posed data) or simulated crowd triplets from AU intensities.
+The result travels typed as Method.data (PreparedSplits.prepared), not in its metadata.
 """
 from __future__ import annotations
 
@@ -25,14 +26,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from affectjax import losses, optim
+from affectjax import objective as objective_lib
+from affectjax import optim
 from affectjax.affect import triplets as trip_lib
-from affectjax.config import ConfigError, check_choices, expect
+from affectjax.config import check_choices, expect
 from affectjax.data import landmarks as lm
 from affectjax.data import source as source_lib
 from affectjax.data.source import ArraySource
 from affectjax.data.sources import Splits
-from affectjax.methods.base import Method, Stream, resolve
+from affectjax.methods.base import Method, Stream
+from affectjax.methods.triplet_vae import evaluate as tv_eval
+from affectjax.methods.triplet_vae.objective import (
+    PLAYER, Context, eq11, flat, uses_triplets, validation_elbo)
 from affectjax.nn.landmark_mlp import LandmarkVAE
 
 VARIANTS = ("vae", "m1", "m2", "m2_prior")
@@ -42,6 +47,7 @@ CHOICES = {
     "loss.scaling": ("per_point", "literal"),
     "eval.task": ("emotion", "valence_sign"),
 }
+PHASES = ("main",)  # one phase: Eq. 11 updates the player 'vae' (config.loss.fn replaces it)
 
 # BU-3DFE / BP4D 83-point layout (0-based): each eye contour is 8 points (0-7 and 8-15) with the
 # corners at 0, 4 and 8, 12 and the lower lid at 5-7 and 13-15; the nose is 36-47. The datasets'
@@ -54,20 +60,19 @@ VALENCE_MARGIN = 0.2  # eval.task='valence_sign': faces with |valence| < this ar
 
 @flax.struct.dataclass
 class TrainState:
+  """affectjax.objective.State's four fields (params and opt_state keyed by the player 'vae';
+  aux None) and the selection's running best (Sec. V-C)."""
   step: jax.Array
   params: Any
   opt_state: Any
-  best_params: Any  # the model with the highest validation ELBO so far (Sec. V-C)
+  aux: Any
+  best_params: Any  # {'vae': ...}: the model with the highest validation ELBO so far
   best_elbo: jax.Array
   best_step: jax.Array
 
 
 def uses_neutral(config) -> bool:
   return config.variant != "vae"
-
-
-def uses_triplets(config) -> bool:
-  return config.variant in ("m2", "m2_prior")
 
 
 def validate(config):
@@ -104,10 +109,7 @@ def validate(config):
          f"config.eval.task='valence_sign' needs the synthetic faces' true valence, not {name}")
   expect(config.data.view == "full" or name != "synthetic_faces",
          f"config.data.view={config.data.view!r}: the triplet VAE needs the 'full' view (landmarks)")
-  try:
-    resolve(l.fn, eq11_loss)
-  except (ImportError, ValueError) as err:
-    raise ConfigError(f"config.loss.fn={l.fn!r}: {err}") from None
+  objective_lib.check_config(config, PHASES)
 
 
 # ---------------------------------------------------------------- data preparation (Sec. IV, V-A)
@@ -256,7 +258,15 @@ def prepare(config, splits: Splits) -> Prepared:
   return prepared
 
 
-# ---------------------------------------------------------------- model and losses
+@dataclasses.dataclass
+class PreparedSplits(Splits):
+  """Method.data of the triplet VAE: the training and test parts' landmarks as sources (what
+  the loop reads) and the whole preparation (the parts with their annotations and triplets, the
+  validation part, the training mean) that evaluation, the report and `affectjax.apply` read."""
+  prepared: Prepared
+
+
+# ---------------------------------------------------------------- the method
 
 def build_model(config, num_landmarks: int) -> LandmarkVAE:
   m = config.model
@@ -266,85 +276,6 @@ def build_model(config, num_landmarks: int) -> LandmarkVAE:
                      decoder_hidden=dec, dropout_rate=float(m.dropout_rate),
                      conditional=uses_neutral(config))
 
-
-def _flat(x):
-  return x.reshape(x.shape[0], -1)
-
-
-def data_terms(params, batch, key, *, model, num_samples: int, variance: float, train: bool):
-  """Per face: (-E_q log p(x | y, z) by L samples (Eqs. 2, 5, 10), KL(q || N(0, I)) (Eq. 4))."""
-  k_eps, k_drop = jax.random.split(key)
-  x = _flat(jnp.asarray(batch["landmarks"], jnp.float32))
-  y = _flat(jnp.asarray(batch["neutral_landmarks"], jnp.float32))
-  mu, logvar, _, mean = model.apply({"params": params}, x, y, k_eps, num_samples, train,
-                                    rngs={"dropout": k_drop})
-  sq = jnp.mean(jnp.sum(jnp.square(x - mean), -1), 0)  # (1/L) sum_l ||x - f(z_l, y)||^2
-  nll = sq / (2.0 * variance) + 0.5 * x.shape[-1] * jnp.log(2.0 * jnp.pi * variance)  # Eq. 10
-  return nll, losses.gaussian_kl(mu, logvar)
-
-
-def triplet_terms(params, trip, key, *, model, num_samples: int, gamma: float, train: bool):
-  """Per triplet: (w_t / gamma) (1/M) sum_m softplus(d(z_r, z_+) - d(z_r, z_-)) (Eqs. 6, 10, Fig. 2)."""
-  k_eps, k_drop = jax.random.split(key)
-  x = jnp.asarray(trip["landmarks"], jnp.float32)  # [V, 3, K, 3]
-  v = x.shape[0]
-  y = jnp.asarray(trip["neutral_landmarks"], jnp.float32).reshape(3 * v, -1)
-  mu, logvar = model.apply({"params": params}, x.reshape(3 * v, -1), y, train,
-                           method=LandmarkVAE.encode, rngs={"dropout": k_drop})
-  eps = jax.random.normal(k_eps, (num_samples,) + mu.shape, mu.dtype)
-  z = (mu + jnp.exp(0.5 * logvar) * eps).reshape(num_samples, v, 3, -1)  # M samples per member
-  return losses.triplet_softplus(z[:, :, 0], z[:, :, 1], z[:, :, 2], trip["weight"], gamma=gamma)
-
-
-def anneal(step, anneal_steps: int):
-  """beta of Eq. 13: linear from 0 at step 0 to 1 at anneal_steps, then 1."""
-  if anneal_steps <= 0:
-    return jnp.ones((), jnp.float32)
-  return jnp.clip(jnp.asarray(step, jnp.float32) / anneal_steps, 0.0, 1.0)
-
-
-def loss_fn(params, batch, key, *, model, config, beta, num_data: int, num_triplets: int,
-            train: bool = True):
-  """Eq. 11 (with beta of Eq. 13) per data point: mean_B(nll + beta_KL KL) + beta_T (T/N) mean_V(prior).
-
-  Dividing Eq. 11 by N leaves the optimum unchanged (loss.scaling='literal' multiplies it back:
-  N/B sum_B + T/V sum_V). Returns (loss, metrics)."""
-  l = config.loss
-  k_data, k_trip = jax.random.split(key)
-  nll, kl = data_terms(params, batch["data"], k_data, model=model, num_samples=l.num_samples,
-                       variance=l.variance, train=train)
-  loss = jnp.mean(nll) + beta * jnp.mean(kl)  # Eqs. 5, 13
-  metrics = {"nll": jnp.mean(nll), "kl": jnp.mean(kl), "beta": beta}
-  if uses_triplets(config):
-    prior = triplet_terms(params, batch["triplets"], k_trip, model=model,
-                          num_samples=l.triplet_samples, gamma=l.gamma, train=train)
-    prior_beta = beta if config.variant == "m2_prior" else 1.0  # anneal the whole prior, or the KL only
-    scale = losses.triplet_prior_scale(num_data, num_triplets)  # Eq. 11: (T/V) / (N/B) -> T/N on means
-    loss = loss + prior_beta * scale * jnp.mean(prior)
-    metrics["triplet_prior"] = jnp.mean(prior)
-  if l.scaling == "literal":
-    loss = loss * num_data  # Eq. 11 as written: N/B sum over the data batch + T/V sum over triplets
-  metrics["loss"] = loss
-  return loss, metrics
-
-
-eq11_loss = loss_fn  # the default (make_method's loss_fn argument shadows the name)
-
-
-def validation_elbo(params, val: dict, key, *, model, config, num_triplets: int):
-  """The ELBO (Eq. 10, beta = 1, no dropout) per validation face: the model-selection criterion."""
-  l = config.loss
-  nll, kl = data_terms(params, val["data"], key, model=model, num_samples=l.num_samples,
-                       variance=l.variance, train=False)
-  elbo = -(jnp.mean(nll) + jnp.mean(kl))
-  if uses_triplets(config) and "triplets" in val:
-    prior = triplet_terms(params, val["triplets"], jax.random.fold_in(key, 1), model=model,
-                          num_samples=l.triplet_samples, gamma=l.gamma, train=False)
-    elbo = elbo - num_triplets / nll.shape[0] * jnp.mean(prior)
-  return elbo
-
-
-# ---------------------------------------------------------------- the method
 
 def validation_inputs(config, prep: Prepared) -> tuple[dict, float]:
   """The model-selection inputs: at most eval.max_val_examples validation faces (a fixed choice)
@@ -368,18 +299,20 @@ def selection_key(config):
   return jax.random.key(config.seed ^ 0x5E1EC7)
 
 
-def make_method(config, data: Splits, *, loss_fn=None) -> Method:
-  """VAE / M1 / M2 from the config and the loaded splits; `loss_fn` replaces Eq. 11 (same
-  signature as `loss_fn` above; config.loss.fn names one from the command line)."""
+def make_method(config, data: Splits, *, objective=None, objectives=None) -> Method:
+  """VAE / M1 / M2 from the config and the loaded splits; `objective` replaces Eq. 11
+  (objective.eq11's signature, affectjax.objective's contract; config.loss.fn names one from the
+  command line)."""
   prep = prepare(config, data)
   num_landmarks = prep.train.landmarks.shape[1]
   model = build_model(config, num_landmarks)
-  player = optim.make_player(config.optim, config.train.num_steps)
   kind = config.triplets.kind
   train_trip, train_w = prep.train.triplets[kind]
-  num_data, num_triplets = len(prep.train.landmarks), len(train_trip)
-  compute_loss = functools.partial(loss_fn or resolve(config.loss.fn, eq11_loss), model=model,
-                                   config=config, num_data=num_data, num_triplets=num_triplets)
+  players = {PLAYER: optim.make_player(config.optim, config.train.num_steps)}
+  phases = objective_lib.inject([objective_lib.Phase(PHASES[0], eq11, (PLAYER,))], config,
+                                objective, objectives)
+  ctx = Context(model, config, num_data=len(prep.train.landmarks), num_triplets=len(train_trip))
+  step = objective_lib.make_step(phases, players, ctx)
 
   val, val_num_triplets = validation_inputs(config, prep)
   select_key = selection_key(config)
@@ -390,15 +323,16 @@ def make_method(config, data: Splits, *, loss_fn=None) -> Method:
   def init(key, batch):
     k_params, k_sample = jax.random.split(key)
     b = batch["data"]
-    x, y = _flat(jnp.asarray(b["landmarks"])), _flat(jnp.asarray(b["neutral_landmarks"]))
-    params = model.init({"params": k_params}, x, y, k_sample)["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=player.init(params),
+    x, y = flat(jnp.asarray(b["landmarks"])), flat(jnp.asarray(b["neutral_landmarks"]))
+    params = {PLAYER: model.init({"params": k_params}, x, y, k_sample)["params"]}
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=objective_lib.init_opt_state(players, params), aux=None,
                       best_params=params, best_elbo=jnp.full((), -jnp.inf, jnp.float32),
                       best_step=jnp.zeros((), jnp.int32))
 
   def select(state):
     """Sec. V-C: every select_every steps (and at the last), keep the best validation ELBO."""
-    elbo = val_elbo(state.params, val, select_key)
+    elbo = val_elbo(state.params[PLAYER], val, select_key)
     better = elbo > state.best_elbo
     keep = lambda new, old: jnp.where(better, new, old)
     return state.replace(best_params=jax.tree.map(keep, state.params, state.best_params),
@@ -406,26 +340,22 @@ def make_method(config, data: Splits, *, loss_fn=None) -> Method:
                          best_step=keep(state.step, state.best_step))
 
   def train_step(state, batch, key):
-    beta = anneal(state.step, config.loss.anneal_steps)
-    grad_fn = jax.value_and_grad(compute_loss, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params, batch, key, beta=beta)
-    params, opt_state = player.update(grads, state.opt_state, state.params, state.step)
-    state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    state, metrics = step(state, batch, key)  # Eq. 11 (affectjax.objective's step)
     due = (state.step % select_every == 0) | (state.step == num_steps)
     state = jax.lax.cond(due, select, lambda s: s, state)
-    metrics = dict(metrics, best_val_elbo=state.best_elbo, best_step=state.best_step)
-    return state, metrics
+    return state, dict(metrics, best_val_elbo=state.best_elbo, best_step=state.best_step)
 
   def represent(state, batch):
-    """mu of q(z | x, y) under the selected (best validation ELBO) parameters."""
-    x, y = _flat(jnp.asarray(batch["landmarks"])), _flat(jnp.asarray(batch["neutral_landmarks"]))
-    return model.apply({"params": state.best_params}, x, y, method=LandmarkVAE.encode)[0]
+    """{'z': mu of q(z | x, y)} under the selected (best validation ELBO) parameters."""
+    x, y = flat(jnp.asarray(batch["landmarks"])), flat(jnp.asarray(batch["neutral_landmarks"]))
+    return {"z": model.apply({"params": state.best_params[PLAYER]}, x, y,
+                             method=LandmarkVAE.encode)[0]}
 
   def generate(state, batch, key):
     """Faces f(y, z) for z ~ N(0, I) and the batch's neutral faces y: [B, K, 3] (training-mean centred)."""
-    y = _flat(jnp.asarray(batch["neutral_landmarks"]))
+    y = flat(jnp.asarray(batch["neutral_landmarks"]))
     z = jax.random.normal(key, (y.shape[0], model.latent_dim))
-    out = model.apply({"params": state.best_params}, z, y, method=LandmarkVAE.decode)
+    out = model.apply({"params": state.best_params[PLAYER]}, z, y, method=LandmarkVAE.decode)
     return out.reshape(y.shape[0], num_landmarks, 3)
 
   streams = {"data": Stream(ArraySource(prep.train.arrays()), config.train.batch_size,
@@ -435,11 +365,10 @@ def make_method(config, data: Splits, *, loss_fn=None) -> Method:
                                                prep.train.neutral),
                                  config.triplets.batch_size, ("landmarks", "neutral_landmarks", "weight"),
                                  seed_offset=1)
-  from affectjax.methods import triplet_vae_eval as ev
-  md = dict(prep.metadata, prepared=prep)
+  data = PreparedSplits(ArraySource(prep.train.arrays()), ArraySource(prep.test.arrays()),
+                        dict(prep.metadata), prepared=prep)
   return Method(init=init, train_step=train_step, streams=streams,
-                evaluate=functools.partial(ev.evaluate, model=model, config=config, represent=represent),
-                report=functools.partial(ev.report, model=model, config=config, represent=represent),
-                represent=represent, generate=generate,
-                data=Splits(ArraySource(prep.train.arrays()), ArraySource(prep.test.arrays()), md),
+                evaluate=functools.partial(tv_eval.evaluate, model=model, config=config, represent=represent),
+                report=functools.partial(tv_eval.report, model=model, config=config, represent=represent),
+                represent=represent, generate=generate, data=data,
                 sentinels=("best_elbo", "best_val_elbo"))  # -inf until the first validation

@@ -20,6 +20,7 @@ import numpy as np
 
 from affectjax.affect import triplets as trip_lib
 from affectjax.evaluate.inference import batched
+from affectjax.methods.triplet_vae.objective import PLAYER
 from affectjax.nn.landmark_mlp import LandmarkVAE
 
 ROWS = ("raw", "pca")
@@ -92,14 +93,16 @@ def scores(z_train, z_test, prep, config) -> dict:
 
 
 def _encode(state, part, represent, batch_size):
+  """The representation z (represent's 'z': mu under the selected parameters) of a part."""
   fn = jax.jit(lambda b: represent(state, b))
-  return np.asarray(batched(fn, part.arrays(), batch_size), np.float64)
+  return np.asarray(batched(fn, part.arrays(), batch_size)["z"], np.float64)
 
 
 def evaluate(state, data, workdir, *, model, config, represent) -> dict:
-  """The selected model's metrics on the test people (Tables II-III's row)."""
+  """The selected model's metrics on the test people (Tables II-III's row); data: the method's
+  PreparedSplits."""
   del workdir, model
-  prep = data.metadata["prepared"]
+  prep = data.prepared
   z_train = _encode(state, prep.train, represent, config.eval.batch_size)
   z_test = _encode(state, prep.test, represent, config.eval.batch_size)
   out = scores(z_train, z_test, prep, config)
@@ -171,7 +174,7 @@ def traversal_figure(path, state, prep, model, config, num_dims: int = 4, num_va
   test = prep.test
   x = jnp.asarray(test.landmarks.reshape(len(test.landmarks), -1))
   y = jnp.asarray(test.neutral.reshape(len(test.neutral), -1))
-  params = state.best_params
+  params = state.best_params[PLAYER]
   enc = jax.jit(lambda a, b: model.apply({"params": params}, a, b, method=LandmarkVAE.encode))
   mu, logvar = enc(x[:2000], y[:2000])
   kl = np.asarray(0.5 * jnp.mean(jnp.square(mu) + jnp.exp(logvar) - logvar - 1.0, 0))
@@ -207,7 +210,7 @@ def traversal_figure(path, state, prep, model, config, num_dims: int = 4, num_va
 def report(state, data, workdir, *, model, config, represent) -> dict:
   """Writes triplet_vae_table.md (this model beside raw and PCA), the PCA figure, the traversal
   figure and the test representations (representations.npz); returns the rows' metrics."""
-  prep = data.metadata["prepared"]
+  prep = data.prepared
   z_train = _encode(state, prep.train, represent, config.eval.batch_size)
   z_test = _encode(state, prep.test, represent, config.eval.batch_size)
   rows = baselines(prep, z_test.shape[1], config)
