@@ -1,5 +1,6 @@
-"""Dual-domain fusion: augmentation, label preparation, the Eq. 9 step, SWA, the AffectNet CLI run,
-and the GANmut evaluator trained once through the loop, cached and reused."""
+"""Dual-domain fusion: augmentation, label preparation, the Eq. 9 objective and its injection, SWA,
+one prediction of the test split for evaluate and report, the AffectNet CLI run, and the GANmut
+evaluator trained once through the loop, cached and reused."""
 import os
 import subprocess
 import sys
@@ -14,8 +15,9 @@ import fixtures_real as fx
 from conftest import REPO, load_config
 from affectjax import train
 from affectjax.config import ConfigError
+from affectjax.data.augment import augment
 from affectjax.methods import dual_domain as dd
-from affectjax.methods import ganmut_classifier as clf
+from affectjax.methods.dual_domain import evaluate as dd_eval
 
 
 def tiny(arg="tiny", **overrides):
@@ -30,18 +32,18 @@ def tiny(arg="tiny", **overrides):
 
 def test_augment_is_identity_at_zero_strength_and_keeps_shapes():
   x = jax.random.uniform(jax.random.key(0), (3, 9, 11, 3), minval=-1, maxval=1)
-  np.testing.assert_array_equal(dd.augment(jax.random.key(1), x), x)
-  full = dd.augment(jax.random.key(1), x, flip_prob=0.5, brightness=0.4, contrast=0.4,
+  np.testing.assert_array_equal(augment(jax.random.key(1), x), x)
+  full = augment(jax.random.key(1), x, flip_prob=0.5, brightness=0.4, contrast=0.4,
                     saturation=0.4, degrees=30, translate=0.2, scale=0.2)
   assert full.shape == x.shape and full.dtype == x.dtype
   assert np.all(np.abs(np.asarray(full)) <= 1.0) and not np.allclose(full, x)
-  np.testing.assert_array_equal(dd.augment(jax.random.key(2), x, flip_prob=1.0), x[:, :, ::-1])
+  np.testing.assert_array_equal(augment(jax.random.key(2), x, flip_prob=1.0), x[:, :, ::-1])
 
 
 def test_augment_affine_matches_scipy_bilinear():
   x = np.asarray(jax.random.uniform(jax.random.key(3), (2, 10, 12, 3), minval=-1, maxval=1))
   key = jax.random.key(4)
-  out = np.asarray(dd.augment(key, x, degrees=40, translate=0.15, scale=0.3))
+  out = np.asarray(augment(key, x, degrees=40, translate=0.15, scale=0.3))
   # the same draws as augment (keys 4-6 of the 7-way split), then scipy's bilinear sampler
   ks = jax.random.split(key, 7)
   angle = np.deg2rad(np.asarray(jax.random.uniform(ks[4], (2,), minval=-40, maxval=40)))
@@ -86,15 +88,16 @@ def test_loss_is_eq9_against_numpy(setup):
   model = s.method.evaluate.keywords["model"]
   batch["target"] = np.asarray(dd.targets_of(cfg, batch["label"], batch["p_va"]))
 
+  ctx = dd.Context(model, cfg, jnp.asarray(info["class_weights"]))
+
   @jax.jit
   def both(params, stats, batch):  # one compile: the loss and the network's outputs it scores
-    loss, (metrics, _) = dd.loss_fn(params, stats, batch, None, model=model, config=cfg,
-                                    class_weights=jnp.asarray(info["class_weights"]))
-    out = model.apply({"params": params, "batch_stats": stats}, batch["image"], train=True,
-                      mutable=["batch_stats"])[0]
-    return loss, metrics, out[0], out[1]
+    out = dd.eq9(params, stats, {"data": batch}, None, jnp.int32(0), ctx)
+    logits, va_pred, _ = model.apply({"params": params[dd.PLAYER], "batch_stats": stats},
+                                     batch["image"], train=True, mutable=["batch_stats"])[0]
+    return out.losses[dd.PLAYER], out.metrics, logits, va_pred
 
-  loss, metrics, logits, va_pred = both(state.params, state.batch_stats, batch)
+  loss, metrics, logits, va_pred = both(state.params, state.aux, batch)
   logits, va_pred = np.asarray(logits, np.float64), np.asarray(va_pred, np.float64)
   w, y, lab = info["class_weights"], batch["target"].astype(np.float64), batch["label"]
   onehot = np.eye(8)[lab]
@@ -117,7 +120,7 @@ def test_steps_learn_and_swa_averages_the_last_params(setup):
   for i in range(s.config.train.num_steps):  # 6 steps; SWA from step 3, every step
     state, m = step(state, train.to_global(s, next(batches)))
     losses.append(float(m["loss"]))
-    seen.append(jax.tree.map(np.asarray, state.params))
+    seen.append(jax.tree.map(np.asarray, state.params[dd.PLAYER]))
   assert all(np.isfinite(losses))
   assert int(state.swa.count) == 4
   mean = jax.tree.map(lambda *p: np.mean(np.stack(p), 0), *seen[2:])
@@ -129,7 +132,68 @@ def test_steps_learn_and_swa_averages_the_last_params(setup):
                                       config=s.config)
   assert used
   jax.tree.map(np.testing.assert_array_equal, variables["params"], local.swa.params)
-  assert not np.allclose(variables["batch_stats"]["bn1"]["mean"], local.batch_stats["bn1"]["mean"])
+  assert not np.allclose(variables["batch_stats"]["bn1"]["mean"], local.aux["bn1"]["mean"])
+  # represent: named features of the last weights
+  images = s.data.test.gather(np.arange(3))["image"]
+  feats = s.method.represent(local, {"image": images})
+  assert list(feats) == ["features"] and feats["features"].shape == (3, 16)
+  logits = s.method.evaluate.keywords["model"].apply(dd.variables(local), images)[0]
+  assert np.array_equal(np.argmax(logits, -1),
+                        dd.predictions(dd.variables(local), s.data.test, model=s.method.evaluate.keywords[
+                            "model"], config=s.config, limit=3)["probs"].argmax(-1))
+
+
+def test_evaluate_and_report_predict_the_test_split_once_per_state(setup, tmp_path, monkeypatch):
+  s = setup
+  state = train.init_state(s)
+  step = train.compile_step(s)
+  batches = train.input_batches(s, 0)
+  for _ in range(4):  # SWA from step 3: the evaluated model is the average
+    state, _ = step(state, train.to_global(s, next(batches)))
+  local = train.host_state(state)
+  calls = []
+  real = dd_eval.predictions
+  monkeypatch.setattr(dd_eval, "predictions", lambda *a, **k: calls.append(1) or real(*a, **k))
+  ev = s.method.evaluate(local, s.data, str(tmp_path))
+  assert len(calls) == 2 and ev["swa_models"] == 2.0  # the SWA model and the last weights
+  rep = s.method.report(local, s.data, str(tmp_path))
+  assert len(calls) == 2  # the report reuses the SWA model's predictions
+  assert {k: rep[k] for k in ("accuracy", "f1", "ece")} == {k: ev[k] for k in ("accuracy", "f1", "ece")}
+  other = local.replace(swa=local.swa.replace(params=jax.tree.map(lambda p: p + 1.0, local.swa.params)))
+  s.method.report(other, s.data, str(tmp_path))  # another seed's state at the same step
+  assert len(calls) == 3  # its own predictions, not the first state's
+
+
+CALLS = []
+
+
+def doubled(params, aux, batch, key, step, ctx):
+  """An injected objective: Eq. 9 times two (records the batch fields it was given)."""
+  CALLS.append(sorted(batch["data"]))
+  out = dd.eq9(params, aux, batch, key, step, ctx)
+  return out._replace(losses={k: 2 * v for k, v in out.losses.items()})
+
+
+def test_objective_is_injected_from_the_config_and_from_python(setup):
+  from affectjax.data.sources import Splits
+  c = tiny("tiny,gmm,noise20")
+  c.loss.fn = "test_dual_domain:doubled"
+  dd.validate(c)
+  loaded = Splits(setup.data.train.base, setup.data.test, setup.data.metadata)  # before prepare
+  batch = train.first_batch(setup)
+  key = jax.random.key(1)
+  state = jax.eval_shape(setup.method.init, jax.random.key(0), batch)
+  for m in (dd.make_method(c, loaded), dd.make_method(setup.config, loaded, objective=doubled)):
+    CALLS.clear()
+    jax.eval_shape(m.train_step, state, batch, key)  # traces, no compile
+    assert CALLS == [["image", "label", "p_va", "target", "va"]]  # augmented, fused (Eq. 4)
+  CALLS.clear()
+  jax.eval_shape(setup.method.train_step, state, batch, key)
+  assert CALLS == []  # the default is Eq. 9 itself
+  c.loss.fn = "affectjax.losses:no_such_objective"
+  with pytest.raises(ConfigError, match=r"^config.loss.fn='affectjax.losses:no_such_objective': "
+                                        r"affectjax.losses has no function 'no_such_objective'"):
+    dd.validate(c)
 
 
 def test_init_from_torchvision_npz_keeps_the_backbone_and_a_fresh_va_head(tmp_path, setup):
@@ -144,7 +208,7 @@ def test_init_from_torchvision_npz_keeps_the_backbone_and_a_fresh_va_head(tmp_pa
   dd.validate(c)
   m = dd.make_method(c, setup.data)
   state = m.init(jax.random.key(0), {"data": setup.data.train.gather(np.arange(2))})
-  got = traverse_util.flatten_dict({"params": state.params, "batch_stats": state.batch_stats})
+  got = traverse_util.flatten_dict(dd.variables(state))
   for path, want in traverse_util.flatten_dict(donor).items():
     if "va_head" in path:
       assert not np.allclose(got[path], want)  # not in a torchvision checkpoint: initialised
@@ -199,10 +263,15 @@ def test_cli_trains_on_the_affectnet_fixture(tmp_path):
 # ---------------------------------------------------------------- the GANmut evaluator
 
 def test_evaluator_is_trained_once_cached_and_reused(tmp_path, monkeypatch):
+  """GANmut's evaluator is this method's 'evaluator' config, a prerequisite the loop trains once."""
+  import types
+  from affectjax.methods.ganmut import classifier as clf
   c = load_config("ganmut", "tiny")
   c.eval.classifier_steps = 4
   c.eval.classifier_dir = str(tmp_path / "shared")
-  variables, model = clf.load_or_train(None, c, str(tmp_path / "run1"))
+  needs = types.SimpleNamespace(prerequisites=[clf.prerequisite(c)])
+  train.train_prerequisites(needs, str(tmp_path / "run1"))
+  variables, model = clf.load(c, str(tmp_path / "run1"))
   d = clf.cache_dir(c, str(tmp_path / "run1"))
   assert os.path.dirname(d) == str(tmp_path / "shared")
   assert os.path.exists(os.path.join(d, clf.VARIABLES))
@@ -216,7 +285,8 @@ def test_evaluator_is_trained_once_cached_and_reused(tmp_path, monkeypatch):
     raise AssertionError("the cached evaluator was trained again")
 
   monkeypatch.setattr(train, "train_and_evaluate", no_training)
-  again, _ = clf.load_or_train(None, c, str(tmp_path / "run2"))  # another run, same classifier
+  train.train_prerequisites(needs, str(tmp_path / "run2"))  # another run, same classifier
+  again, _ = clf.load(c, str(tmp_path / "run2"))
   jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, variables),
                jax.tree.map(np.asarray, again))
   c.train.progress = True  # not part of the key

@@ -8,7 +8,7 @@
              with replacement, no SWA, no step decay, weight decay 1e-5, CCC averaged over batches
   small      32x32 faces, a narrow ResNet-18, 600 steps: a CPU run of a few minutes
   tiny       a seconds-long run for tests and smoke checks
-  evaluator  the classifier GANmut's Sec. 5 metrics use (methods/ganmut_classifier.py): VGG
+  evaluator  the classifier GANmut's Sec. 5 metrics use (methods/ganmut/classifier.py): VGG
              backbone, one-hot cross-entropy only, horizontal flips, Adam 1e-3, no SWA
   bf16       bfloat16 compute (parameters stay float32)
 Default: the paper's ResNet-18 at 224x224, batch 256, Adam 2.5e-4 halved every 30 epochs, SWA
@@ -66,7 +66,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.labels.affectnet_stats = ""
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.fn = ""  # '' -> Eq. 9 (methods/dual_domain.py loss_fn) | 'package.module:function'
+  # '' -> Eq. 9 (methods/dual_domain/objective.py eq9) | 'package.module:function', an objective
+  # of affectjax.objective's contract (params {'net': ...}, aux = BatchNorm statistics)
+  c.loss.fn = ""
   c.loss.ce_weight = 1.0  # Eq. 9
   c.loss.cos_weight = 1.0
   c.loss.l2_weight = 1.0
@@ -144,7 +146,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.eval.batch_size = 32
     c.eval.bn_batches = 2
     c.eval.gradcam_images = 4
-  if "evaluator" in flags:  # GANmut's evaluator (ganmut.md Sec. 5; methods/ganmut_classifier.py)
+  if "evaluator" in flags:  # GANmut's evaluator (ganmut.md Sec. 5; methods/ganmut/classifier.py)
     c.variant = arg
     c.data.image_size = 128 if not ("small" in flags or "tiny" in flags) else c.data.image_size
     c.data.num_classes = 7
