@@ -263,3 +263,13 @@ def quiet_disk_error_logs() -> None:
   if not any(isinstance(f, _DropDiskErrorTracebacks) for f in absl_logger.filters):
     absl_logger.addFilter(_DropDiskErrorTracebacks())
   sys.unraisablehook = _ignore_closed_loop
+
+
+def run_workdir(workdir: str) -> str:
+  """The run's workdir for a per-seed report directory (workdir/seed_<i>/ of a K-seed run, a
+  folder beside the run's checkpoints/: the parent, where artefacts shared by the seeds, such as
+  an evaluator, belong), else workdir."""
+  parent, name = os.path.split(os.path.normpath(workdir))
+  is_seed_dir = (re.fullmatch(r"seed_\d+", name)
+                 and os.path.isdir(os.path.join(parent, "checkpoints")))
+  return parent if is_seed_dir else workdir

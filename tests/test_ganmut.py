@@ -53,7 +53,7 @@ def _run(steps, arg="tiny", seed=0, **over):
     rng = np.random.default_rng(seed)
     key = jax.random.key(seed)
     state = init(key, {"data": _batch(rng)})
-    init_space = jax.tree.map(np.asarray, state.g_params["space"])
+    init_space = jax.tree.map(np.asarray, state.params["g"]["space"])
     hist = []
     for i in range(steps):
       state, met = step(state, {"data": _batch(rng)}, jax.random.fold_in(key, i))
@@ -66,7 +66,7 @@ def test_linear_run_learns_real_classes_and_moves_directions():
   assert np.all(np.isfinite(hist["loss"]))
   assert hist["d_acc_real"][:5].mean() < 0.45
   assert hist["d_acc_real"][-10:].mean() > 0.6  # chance is 1/7
-  moved = np.abs(np.asarray(state.g_params["space"]["theta"]) - init_space["theta"])
+  moved = np.abs(np.asarray(state.params["g"]["space"]["theta"]) - init_space["theta"])
   assert moved.max() > 1e-3
   np.testing.assert_array_equal(hist["g_step"], (np.arange(50) + 1) % 5 == 0)
   g = hist["g_step"] > 0  # G metrics only on G steps
@@ -80,7 +80,7 @@ def test_cond_and_masked_gating_give_the_same_updates():
   # Adam's first step moves each weight by about lr * sign(grad): where a gradient is ~0 the two
   # programs' round-off can flip the sign, so a few weights may differ by up to 2 lr (lr = 1e-3)
   diffs = np.concatenate([np.abs(np.asarray(x) - np.asarray(y)).ravel()
-                          for x, y in zip(jax.tree.leaves(a.g_params), jax.tree.leaves(b.g_params))])
+                          for x, y in zip(jax.tree.leaves(a.params["g"]), jax.tree.leaves(b.params["g"]))])
   assert diffs.max() < 2.5e-3 and np.mean(diffs < 1e-5) > 0.98
   np.testing.assert_allclose(ha["g_loss"], hb["g_loss"], rtol=1e-3)
   assert ha["g_loss"][4] > 0 and np.all(ha["g_loss"][:4] == 0)
@@ -91,9 +91,9 @@ def test_other_variants_step_and_learn(arg):
   state, init_space, hist = _run(30, arg, optim__n_critic=2)
   assert np.all(np.isfinite(hist["loss"]))
   assert hist["d_acc_real"][-8:].mean() > 0.35
-  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.g_params))
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.params["g"]))
   if "gaussian" in arg:
-    assert np.abs(np.asarray(state.g_params["space"]["w"]) - init_space["w"]).max() > 1e-4
+    assert np.abs(np.asarray(state.params["g"]["space"]["w"]) - init_space["w"]).max() > 1e-4
     assert np.all(hist["g_div"][hist["g_step"] > 0] > 0)
 
 
@@ -102,18 +102,18 @@ def test_space_lr_scale_scales_only_the_conditional_space():
   a, init_a, _ = _run(1, optim__n_critic=1, optim__space_lr_scale=1.0)
   b, init_b, _ = _run(1, optim__n_critic=1, optim__space_lr_scale=10.0)
   np.testing.assert_array_equal(init_a["theta"], init_b["theta"])
-  da = np.asarray(a.g_params["space"]["theta"]) - init_a["theta"]
-  db = np.asarray(b.g_params["space"]["theta"]) - init_b["theta"]
+  da = np.asarray(a.params["g"]["space"]["theta"]) - init_a["theta"]
+  db = np.asarray(b.params["g"]["space"]["theta"]) - init_b["theta"]
   big = np.abs(da) > 1e-4  # directions with a gradient well above Adam's eps
   assert big.any()
   np.testing.assert_allclose(db[big], 10 * da[big], rtol=1e-3)
-  for x, y in zip(jax.tree.leaves(a.g_params["net"]), jax.tree.leaves(b.g_params["net"])):
+  for x, y in zip(jax.tree.leaves(a.params["g"]["net"]), jax.tree.leaves(b.params["g"]["net"])):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-6)
 
 
 def test_lr_schedule_is_stargan_linear_decay():
   c = _config(optim__decay_start=0.5)
-  f = lambda s: float(ganmut.players(c)[1].lr(jnp.asarray(s))) / c.optim.lr
+  f = lambda s: float(ganmut.players(c)["d"].lr(jnp.asarray(s))) / c.optim.lr
   assert abs(f(0) - 1) < 1e-6 and abs(f(500) - 1) < 1e-6 and abs(f(750) - 0.5) < 1e-6
   assert f(1000) == 0.0
   c.optim.final_lr_fraction = 0.999  # the original code's "decay"
@@ -130,6 +130,16 @@ def test_config_variants_and_errors():
   assert load_config("ganmut", "small,rho1").loss.lambda_rho == 1.0
   with pytest.raises(ValueError):
     load_config("ganmut", "linear,stargan")
+  # the D phase is injected through config.loss.fn, the G phase (every n_critic) through loss.g_fn
+  c = load_config("ganmut", "tiny")
+  c.optim.n_critic = 3
+  assert [(p.name, p.players, p.every) for p in ganmut.phases(c)] == [("d", ("d",), 1), ("g", ("g",), 3)]
+  from affectjax.config import ConfigError
+  for field in ("fn", "g_fn"):
+    bad = load_config("ganmut", "tiny")
+    bad.loss[field] = "no_such_module:f"
+    with pytest.raises(ConfigError, match=rf"^config\.loss\.{field}='no_such_module:f'"):
+      ganmut.validate(bad)
 
 
 # Measured with the code before the conditional spaces became affectjax.affect.conditional.Space
@@ -171,8 +181,8 @@ def test_steps_equal_the_reference_from_before_the_space_bundles(arg, over):
   for k, v in want.items():
     np.testing.assert_allclose(hist[k][1], v, rtol=2e-5, atol=2e-6, err_msg=k)
   total = lambda tree: sum(np.abs(np.asarray(x, np.float64)).sum() for x in jax.tree.leaves(tree))
-  np.testing.assert_allclose(total(state.g_params["net"]), g_abs, rtol=1e-5)
-  np.testing.assert_allclose(total(state.d_params), d_abs, rtol=1e-5)
-  assert sorted(state.g_params["space"]) == sorted(space)
+  np.testing.assert_allclose(total(state.params["g"]["net"]), g_abs, rtol=1e-5)
+  np.testing.assert_allclose(total(state.params["d"]), d_abs, rtol=1e-5)
+  assert sorted(state.params["g"]["space"]) == sorted(space)
   for k, v in space.items():
-    np.testing.assert_allclose(np.asarray(state.g_params["space"][k]).ravel(), v, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(state.params["g"]["space"][k]).ravel(), v, atol=2e-6)

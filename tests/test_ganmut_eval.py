@@ -5,9 +5,13 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from affectjax.errors import UserError
 from affectjax.evaluate import gan_metrics as gm
-from affectjax.methods import ganmut, ganmut_classifier as clf, ganmut_eval as ev
+from affectjax import train
+from affectjax.methods import ganmut
+from affectjax.methods.ganmut import classifier as clf, evaluate as ev
 from conftest import load_config
 
 
@@ -81,11 +85,11 @@ def test_generate_is_g_on_rgb_images_and_draws_random_codes_without_one():
   state = m.init(jax.random.PRNGKey(0), {"data": {"image": x, "label": jnp.zeros(4, jnp.int32)}})
   gen, _ = ganmut.networks(c)
   z = jnp.array([[0.0, 0.0], [0.5, 0.1], [-0.3, 0.8], [1.0, 0.0]])
-  want = gen.apply({"params": state.g_params["net"]}, x[..., ::-1], z)[..., ::-1]
+  want = gen.apply({"params": state.params["g"]["net"]}, x[..., ::-1], z)[..., ::-1]
   got = m.generate(state, {"image": x, "code": z}, jax.random.PRNGKey(1))
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
   key = jax.random.PRNGKey(5)
-  zr = ganmut.space_of(c).random_codes(key, state.g_params["space"], jnp.zeros(4, jnp.int32))
+  zr = ganmut.space_of(c).random_codes(key, state.params["g"]["space"], jnp.zeros(4, jnp.int32))
   np.testing.assert_allclose(np.asarray(m.generate(state, {"image": x}, key)),
                              np.asarray(m.generate(state, {"image": x, "code": zr}, key)), atol=1e-6)
 
@@ -97,6 +101,9 @@ def test_report_numbers_match_direct_computations(tmp_path):
   with jax.threefry_partitionable(False):
     state = m.init(jax.random.PRNGKey(0), {"data": data.train.gather(np.arange(2))})
     state = jax.tree.map(np.asarray, state)
+    with pytest.raises(UserError, match="evaluator classifier is not in"):
+      m.report(state, data, str(tmp_path))  # outside the loop, before the prerequisite
+    train.train_prerequisites(m, str(tmp_path))  # what the loop does before a run's first step
     out = m.report(state, data, str(tmp_path))
   saved = json.load(open(tmp_path / "ganmut_metrics.json"))
   assert saved["space"] == "linear" and saved["fed"] == out["fed"]
@@ -108,7 +115,7 @@ def test_report_numbers_match_direct_computations(tmp_path):
   # FED at equal sizes on every test face; ERE over every batch of 16, with its uniform reference
   assert out["fed_n"] == 32 and out["fed_real"] >= 0 and out["fed"] >= 0
   assert out["ere_targets"] == 64 // 16
-  params, model = clf.load_or_train(data, c, str(tmp_path))
+  params, model = clf.load(c, str(tmp_path), data)
   p = clf.run(clf.classify_fn(model), params, x["image"], 64)[0]
   for setting, k in (("1", 3), ("2", 2)):
     t = gm.ambiguous_targets(p, k)
@@ -117,10 +124,10 @@ def test_report_numbers_match_direct_computations(tmp_path):
   for e in range(1, 7):
     assert 0.1 - 1e-9 <= out[f"smooth_{e}"] <= 1.0 and 0 <= out[f"monotone_{e}"] <= 1
   # the learned directions against the true VA angles (2 pi c / 7) and the AU prototypes
-  err, _ = gm.angular_agreement(np.asarray(state.g_params["space"]["theta"]),
+  err, _ = gm.angular_agreement(np.asarray(state.params["g"]["space"]["theta"]),
                                 np.arange(1, 7) * 2 * np.pi / 7)
   np.testing.assert_allclose(out["angle_err_deg"], err, atol=0.5)  # VA noise 0.01
   protos = ev.au_prototypes(7)
   np.testing.assert_allclose(out["au_sim_r"], gm.similarity_agreement(
-      np.asarray(state.g_params["space"]["theta"]), protos), rtol=1e-9)
+      np.asarray(state.params["g"]["space"]["theta"]), protos), rtol=1e-9)
   assert -1 <= out["au_sim_r_true_va"] <= 1 and 0 < out["angle_err_chance_deg"] < 180

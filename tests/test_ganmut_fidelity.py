@@ -70,6 +70,13 @@ def _setup(seed, labels):
   return x, jnp.asarray(labels, jnp.int32), gen, disc, g_net, d_net, rng
 
 
+def _objective(fn, config, gen, disc, g_params, d_params, x, labels, key):
+  """(loss, metrics) of one of GANmut's objectives (d_objective, g_objective) on images x."""
+  out = fn({"g": g_params, "d": d_params}, None, {"data": {"image": x, "label": labels}}, key,
+           0, ganmut.Context(gen, disc, ganmut.space_of(config), config))
+  return out.losses["d" if fn is ganmut.d_objective else "g"], out.metrics
+
+
 def _close(got, want, what):
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, err_msg=what)
 
@@ -200,7 +207,7 @@ LINEAR_LABELS = [0, 3, 0, 1, 0, 2, 4, 0, 5, 6, 0, 1, 2, 0, 3, 4]
 
 def _linear_draws(config, key, labels, space_params):
   """affectjax's sampler outputs and the draws behind them (keys as space.sample splits them)."""
-  code, target, rho, in_sc = ganmut.sample_conditions(key, space_params, labels, config)
+  code, target, rho, in_sc = ganmut.space_of(config).sample(key, space_params, labels)
   draws = cs.code_draws(jax.random.split(key, 3)[2], N)
   np.testing.assert_array_equal(np.sort(np.asarray(target)), np.sort(np.asarray(labels)))
   return code, target, rho, draws
@@ -210,7 +217,8 @@ def test_linear_original_d_step_equals_the_original_formulas():
   config = _config("original")
   x, labels, gen, disc, g_net, d_net, rng = _setup(0, LINEAR_LABELS)
   v = jnp.asarray(rng.normal(size=(C - 1, 2)))
-  k_code, k_gp = jax.random.split(jax.random.key(1))
+  key = jax.random.key(1)
+  k_code, k_gp, _ = jax.random.split(key, 3)  # d_objective's split of the step key
   code, target, rho, draws = _linear_draws(config, k_code, labels, {"v": v})
   assert np.any(np.asarray(target)[5:] == 0)  # neutral targets among the S_c rows (item 3)
   # the original's expression_strength: U[0.2, 1] for emotions, 0.2 U[0, 1) for neutral
@@ -218,22 +226,21 @@ def test_linear_original_d_step_equals_the_original_formulas():
   _close(rho, strength, "strength")
   alpha = jax.random.uniform(k_gp, (N, 1, 1, 1))  # gradient_penalty's interpolation weights
 
-  def ours(d_params):
-    fake = gen.apply({"params": g_net}, x, code)
-    return ganmut.d_loss_fn(d_params, fake, code, x, labels, k_gp, disc, config)[0]
+  g_params = {"net": g_net, "space": {"v": v}}
+
+  def ours(d_params, c=config):
+    return _objective(ganmut.d_objective, c, gen, disc, g_params, d_params, x, labels, key)
 
   def theirs(d_params):
     return _original_linear_d(d_params, g_net, v, x, labels, target, strength, draws, alpha, gen,
                               disc)
 
-  _close(ours(d_net), theirs(d_net), "L_D")
-  _tree_close(jax.grad(ours)(d_net), jax.grad(theirs)(d_net), "dL_D/dD")
+  _close(ours(d_net)[0], theirs(d_net), "L_D")
+  _tree_close(jax.grad(lambda d: ours(d)[0])(d_net), jax.grad(theirs)(d_net), "dL_D/dD")
   # item 1: the paper's Eq. 6 (sum over the 2 coordinates) is the default, twice the original's
   paper = config.copy_and_resolve_references()
   paper.loss.info_reduction = "sum"
-  fake = gen.apply({"params": g_net}, x, code)
-  m_mean = ganmut.d_loss_fn(d_net, fake, code, x, labels, k_gp, disc, config)[1]
-  m_sum = ganmut.d_loss_fn(d_net, fake, code, x, labels, k_gp, disc, paper)[1]
+  m_mean, m_sum = ours(d_net)[1], ours(d_net, paper)[1]
   _close(m_sum["d_info"], 2 * m_mean["d_info"], "Eq. 6 sum = 2 x mean")
   assert _config("").loss.info_reduction == "sum"
 
@@ -242,26 +249,27 @@ def test_linear_original_g_step_equals_the_original_formulas():
   config = _config("original")
   x, labels, gen, disc, g_net, d_net, rng = _setup(2, LINEAR_LABELS)
   v = jnp.asarray(rng.normal(size=(C - 1, 2)))
-  key = jax.random.key(3)
+  step_key = jax.random.key(3)
+  key = jax.random.split(step_key, 3)[2]  # g_objective's part of the step key
   _, target, _, draws = _linear_draws(config, key, labels, {"v": v})
   assert np.any(np.asarray(target)[5:] == 0) and np.any(np.asarray(labels)[5:] == 0)
   strength = jnp.where(target == 0, 0.2 * draws["u"], 0.8 * draws["u"] + 0.2)
-  cycle_draws = cs.code_draws(jax.random.fold_in(key, 1), N)  # g_loss_fn's cycle key
+  cycle_draws = cs.code_draws(jax.random.fold_in(key, 1), N)  # g_objective's cycle key
 
-  def ours(g_params):
-    return ganmut.g_loss_fn(g_params, d_net, x, labels, key, gen, disc, config)[0]
+  def ours(g_params, c=config):
+    return _objective(ganmut.g_objective, c, gen, disc, g_params, d_net, x, labels, step_key)
 
   def theirs(g_params):
     return _original_linear_g(g_params["net"], g_params["space"]["v"], d_net, x, labels, target,
                               strength, draws, cycle_draws, gen, disc)
 
   g_params = {"net": g_net, "space": {"v": v}}
-  _close(ours(g_params), theirs(g_params), "L_G")
-  _tree_close(jax.grad(ours)(g_params), jax.grad(theirs)(g_params), "dL_G/dG")
+  _close(ours(g_params)[0], theirs(g_params), "L_G")
+  _tree_close(jax.grad(lambda g: ours(g)[0])(g_params), jax.grad(theirs)(g_params), "dL_G/dG")
   # item 2: the paper's default cycle code is noise-free; under it the loss is not the original's
   exact = config.copy_and_resolve_references()
   exact.loss.cycle_codes = "exact"
-  rec = lambda c: float(ganmut.g_loss_fn(g_params, d_net, x, labels, key, gen, disc, c)[1]["g_rec"])
+  rec = lambda c: float(ours(g_params, c)[1]["g_rec"])
   assert abs(rec(exact) - rec(config)) > 1e-4
   assert _config("").loss.cycle_codes == "exact"
   assert _config("gaussian,original").loss.cycle_codes == "exact"  # its cycle is Eq. 8's
@@ -305,13 +313,14 @@ def test_gaussian_original_d_step_equals_the_original_formulas():
   config = _config("gaussian,original")
   x, labels, gen, disc, g_net, d_net, rng = _setup(5, GAUSSIAN_LABELS)
   space = _gaussian_params(rng)
-  k_code, k_gp = jax.random.split(jax.random.key(6))
-  code = ganmut.sample_conditions(k_code, space, labels, config)[0]
+  key = jax.random.key(6)
+  k_code, k_gp, _ = jax.random.split(key, 3)  # d_objective's split of the step key
+  code = ganmut.space_of(config).sample(k_code, space, labels)[0]
   alpha = jax.random.uniform(k_gp, (N, 1, 1, 1))
+  g_params = {"net": g_net, "space": space}
 
   def ours(d_params):
-    fake = gen.apply({"params": g_net}, x, code)
-    return ganmut.d_loss_fn(d_params, fake, code, x, labels, k_gp, disc, config)[0]
+    return _objective(ganmut.d_objective, config, gen, disc, g_params, d_params, x, labels, key)[0]
 
   def theirs(d_params):
     return _original_gaussian_d(d_params, g_net, space["w"], x[PERM], labels[PERM], code[:9],
@@ -325,11 +334,12 @@ def test_gaussian_original_g_step_equals_the_original_formulas():
   config = _config("gaussian,original")
   x, labels, gen, disc, g_net, d_net, rng = _setup(7, GAUSSIAN_LABELS)
   space = _gaussian_params(rng)
-  key = jax.random.key(8)
-  code = ganmut.sample_conditions(key, space, labels, config)[0]
+  step_key = jax.random.key(8)
+  code = ganmut.space_of(config).sample(jax.random.split(step_key, 3)[2], space, labels)[0]
 
   def ours(g_params):
-    return ganmut.g_loss_fn(g_params, d_net, x, labels, key, gen, disc, config)[0]
+    return _objective(ganmut.g_objective, config, gen, disc, g_params, d_net, x, labels,
+                      step_key)[0]
 
   def theirs(g_params):
     s = g_params["space"]  # the original's |a| is affectjax's exp(log_eigs)

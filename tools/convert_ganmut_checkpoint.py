@@ -226,14 +226,14 @@ def convert(sd: dict, workdir: str, image_size: int = 128, step: int = 1, source
   state = train.init_state(s)
   net, space = generator_params(sd), space_params(sd)
   new_g = {"net": net, "space": space}
-  want = jax.tree.map(lambda x: x.shape, state.g_params)
+  want = jax.tree.map(lambda x: x.shape, state.params["g"])
   got = jax.tree.map(lambda x: x.shape, new_g)
   if jax.tree.structure(want) != jax.tree.structure(got) or jax.tree.leaves(want) != jax.tree.leaves(got):
     raise UserError(f"the converted generator does not fit configs/ganmut.py's Generator "
                     f"(conv_dim {info['conv_dim']}, {info['repeat_num']} blocks)")
   new_g = jax.tree.map(lambda new, old: jax.device_put(np.asarray(new, old.dtype), old.sharding),
-                       new_g, state.g_params)
-  state = state.replace(g_params=new_g)
+                       new_g, state.params["g"])
+  state = state.replace(params={**state.params, "g": new_g})
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
   with open(os.path.join(workdir, "converted_from.json"), "w") as f:
@@ -271,7 +271,7 @@ def check(sd: dict, workdir: str, image_size: int, batch: int = 4, seed: int = 0
                                                         "code": jnp.asarray(code)}, None))
   out = {"generator": float(np.abs(y - y_ref).max())}
   space = ganmut.space_of(run.config)
-  params = run.state.g_params["space"]
+  params = run.state.params["g"]["space"]
   classes = np.arange(1 if info["space"] == "linear" else 0, info["num_classes"])
   ours = np.asarray(space.class_codes(params, classes))
   if info["space"] == "linear":  # emotion c at full strength: the normalised row c-1 of axes

@@ -55,8 +55,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.model.direction_param = "angle"
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.d_fn = ""  # '' -> L_D of Eq. 1 (methods/ganmut.py d_loss_fn) | 'package.module:function'
-  c.loss.g_fn = ""  # '' -> L_G of Eq. 2 (methods/ganmut.py g_loss_fn) | 'package.module:function'
+  c.loss.fn = ""  # '' -> L_D of Eq. 1 (methods/ganmut/objective.py d_objective) | 'package.module:function'
+  c.loss.g_fn = ""  # '' -> L_G of Eq. 2 (methods/ganmut/objective.py g_objective) | 'package.module:function'
   c.loss.lambda_gp = 10.0  # Eq. 3
   c.loss.lambda_rec = 10.0  # Eq. 8 (StarGAN)
   c.loss.lambda_cls_real = 0.5 if space == "gaussian" else 1.0  # Eq. 5
@@ -91,7 +91,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   c.optim.b2 = 0.999
   c.optim.schedule = "linear_decay"
   c.optim.n_critic = 5
-  c.optim.g_step = "auto"  # auto | cond | masked: how the G step is gated (methods/ganmut.py)
+  c.optim.g_step = "auto"  # auto | cond | masked: how the G phase is gated (affectjax.objective.make_step)
   c.optim.decay_start = 0.5  # fraction of train.num_steps after which the lr decays linearly
   c.optim.final_lr_fraction = 0.0  # StarGAN: to zero; original GANmut code: 0.999 (no decay)
   c.optim.space_lr_scale = 1.0  # lr multiplier of the conditional space's parameters (paper: 1)
@@ -154,9 +154,9 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.optim.lr = 2e-4
     c.optim.decay_start = 0.7
     # Adam moves theta_c by <= lr per step: at 2e-4 a direction could turn by only 0.3 rad in
-    # 1,500 steps, so the small run learns the space 25x faster (methods/ganmut.py g_lr_scales)
+    # 1,500 steps, so the small run learns the space 25x faster (methods/ganmut/method.py g_lr_scales)
     c.optim.space_lr_scale = 25.0
-    # XLA:CPU gates the G step by masking (methods/ganmut.py g_step_gating), so a G step costs the
+    # XLA:CPU gates the G step by masking (affectjax.objective.make_step), so a G step costs the
     # same whether it is kept or not: on CPU the small run keeps every one (n_critic 1)
     c.optim.n_critic = 1
     c.train.num_steps = 1500

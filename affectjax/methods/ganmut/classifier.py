@@ -1,11 +1,12 @@
 """The evaluator emotion classifier of GANmut's Section 5 (the paper's VGGNet role).
 
-It is the dual_domain method (methods/dual_domain.py) with one-hot labels, a VGG backbone and no
-VA head (configs/dual_domain.py:evaluator), trained by the one training loop (checkpoints, NaN
-guard, logs, progress) on the GANmut run's own data config, with the GANmut config's
-eval.classifier_* fields. It is cached in a directory named by a hash of that classifier config,
-under config.eval.classifier_dir (or workdir/evaluator), and reused whenever the same classifier
-config is asked for again, so GANmut's metrics and dual-domain fusion share one classifier.
+It is the dual_domain method (methods/dual_domain) with one-hot labels, a VGG backbone and no
+VA head (configs/dual_domain.py:evaluator), trained on the GANmut run's own data config with the
+GANmut config's eval.classifier_* fields. GANmut declares it as a prerequisite (`prerequisite`):
+the one training loop trains it (checkpoints, NaN guard, logs, progress) before GANmut's first
+step, into a directory named by a hash of that classifier config under config.eval.classifier_dir
+(or the run's workdir/evaluator), and skips it whenever the same classifier is already there, so
+GANmut's metrics and dual-domain fusion share one classifier. The evaluation only `load`s it.
 """
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from affectjax import workdir as workdir_lib
+from affectjax.errors import UserError
+from affectjax.methods.base import Prerequisite
 
 # Fields that change neither the data nor the training (left out of the cache key).
 _NOT_KEYED = ("train.progress", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
@@ -96,40 +101,58 @@ def data_fingerprint(data) -> str:
 def cache_dir(config, workdir, data=None) -> str:
   """config.eval.classifier_dir (or workdir/evaluator) / <classifier config hash>[-<data hash>].
   The K seeds of one run share the run's evaluator (their seed_<i>/ reports use the parent's)."""
-  from affectjax import train
-  base = config.eval.classifier_dir or os.path.join(train.run_workdir(workdir), "evaluator")
+  base = config.eval.classifier_dir or os.path.join(workdir_lib.run_workdir(workdir), "evaluator")
   name = config_hash(classifier_config(config))
   return os.path.join(base, name if data is None else f"{name}-{data_fingerprint(data)}")
 
 
-def load_or_train(data, config, workdir):
-  """(variables, model) of the evaluator for a GANmut config: read from its cache directory
-  (config.eval.classifier_dir or workdir/evaluator, then the classifier config's hash), else
-  trained there by affectjax.train.train_and_evaluate (a killed training resumes) and saved.
+def state_variables(state) -> dict:
+  """The classifier's Flax variables from its final dual_domain state (the last weights), in
+  either layout: TrainState(params, batch_stats) or objective.State's (params['net'], aux)."""
+  if hasattr(state, "batch_stats"):
+    params, stats = state.params, state.batch_stats
+  else:
+    params, stats = state.params["net"], state.aux  # dual_domain's one player, 'net'
+  variables = {"params": params}
+  if stats is not None:
+    variables["batch_stats"] = stats
+  return variables
 
-  data: the splits to train on (GANmut's own; their fingerprint joins the cache key), or None for
-  the splits the data config loads.
-  """
-  from affectjax import train
-  from affectjax.methods import dual_domain
-  c = classifier_config(config)
+
+def save(d, state, metrics) -> None:
+  """Writes the trained evaluator into its directory d: variables.msgpack (read by `load`) and
+  evaluator.json (its hash and final metrics)."""
+  path = os.path.join(d, VARIABLES)
+  with open(path + ".tmp", "wb") as f:
+    f.write(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, state_variables(state))))
+  os.replace(path + ".tmp", path)
+  with open(os.path.join(d, "evaluator.json"), "w") as f:
+    json.dump({"hash": os.path.basename(d), "metrics": {k: v for k, v in metrics.items()
+                                                       if isinstance(v, float)}}, f, indent=1)
+
+
+def prerequisite(config, data=None) -> Prerequisite:
+  """The evaluator as a run the loop trains before GANmut's (a killed training resumes).
+
+  data: the splits to train on (GANmut's own; their fingerprint joins the cache key), or None
+  for the splits the data config loads."""
+  return Prerequisite(
+      name="GANmut's evaluator classifier", config=classifier_config(config),
+      workdir=lambda run_workdir: cache_dir(config, run_workdir, data),
+      ready=lambda d: os.path.exists(os.path.join(d, VARIABLES)), save=save,
+      overrides={} if data is None else {"splits": data})
+
+
+def load(config, workdir, data=None):
+  """(variables, model) of the evaluator of a GANmut config, read from its directory (cache_dir).
+  It is trained by the loop before the GANmut run (Method.prerequisites); evaluating a run
+  outside the loop needs it there already."""
   d = cache_dir(config, workdir, data)
   path = os.path.join(d, VARIABLES)
-  model = dual_domain.build_model(c)
-  if os.path.exists(path):
-    with open(path, "rb") as f:
-      variables = flax.serialization.msgpack_restore(f.read())
-    return jax.tree.map(jnp.asarray, variables), model
-  state, metrics = train.train_and_evaluate(c, d, **({} if data is None else {"splits": data}))
-  state = train.host_state(state)
-  variables = {"params": state.params}
-  if state.batch_stats is not None:
-    variables["batch_stats"] = state.batch_stats
-  if train.is_writer():
-    with open(path + ".tmp", "wb") as f:
-      f.write(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, variables)))
-    os.replace(path + ".tmp", path)
-    with open(os.path.join(d, "evaluator.json"), "w") as f:
-      json.dump({"hash": os.path.basename(d), "metrics": {k: v for k, v in metrics.items()
-                                                         if isinstance(v, float)}}, f, indent=1)
-  return jax.tree.map(jnp.asarray, variables), model
+  if not os.path.exists(path):
+    raise UserError(f"GANmut's evaluator classifier is not in {d} (no {VARIABLES}): train the run "
+                    "with python -m affectjax.main, which trains the evaluator first, or point "
+                    "config.eval.classifier_dir at a trained one")
+  with open(path, "rb") as f:
+    variables = flax.serialization.msgpack_restore(f.read())
+  return jax.tree.map(jnp.asarray, variables), model_of(config)

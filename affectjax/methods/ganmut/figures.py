@@ -98,7 +98,7 @@ def gamut(params, src, config, space, path, gen, n=7):
 
 def all_figures(params, x, y, config, space, workdir, gen, dprobs):
   """space.png (2-D spaces), interpolation.png and gamut.png; gen(x, z) and dprobs(images) are
-  host functions over whole arrays (ganmut_eval.host_functions)."""
+  host functions over whole arrays (evaluate.host_functions)."""
   neutral = np.flatnonzero(y == 0)
   src = x[neutral[0] if len(neutral) else 0]
   if space.code_dim == 2:

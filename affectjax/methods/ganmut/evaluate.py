@@ -4,7 +4,8 @@ The original repository has no evaluation code; the paper's Section 5 text is th
 Choices the text leaves open are named where they are made (ASSUMPTION). Every kind-specific
 condition (paths, class codes, random codes, ERE grids, directions) comes from the run's
 affectjax.affect.conditional.Space; G and D come in as the method's pure `generate(state, batch,
-key)` and `d_probs(state, images)`, so this module does not import methods/ganmut.py.
+key)` and `d_probs(state, images)`, so this module does not import method.py. The evaluator
+classifier is read from its directory (classifier.load), where the loop trained it first.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import numpy as np
 
 from affectjax.evaluate import frechet, gan_metrics as gm
 from affectjax.evaluate.inference import batched
-from affectjax.methods import ganmut_classifier as clf
+from affectjax.methods.ganmut import classifier as clf
+from affectjax.methods.ganmut.objective import G
 
 ERE_BATCH = 16  # the paper divides the test set into batches of 16 (Sec. 5.3)
 PATH_STEPS = np.linspace(0, 1, 11)  # rho_j = 0.1 j, j = 0..10 (Sec. 5.2)
@@ -57,7 +59,7 @@ def evaluate(state, data, workdir, *, config, space, generate, d_probs):
   _, dprobs = host_functions(state, generate, d_probs, 128)
   x, y = _test_set(data, config, 512)
   out = {"d_acc_real_test": float(np.mean(dprobs(x).argmax(-1) == y))}
-  learned = space.directions(state.g_params["space"])
+  learned = space.directions(state.params[G]["space"])
   if learned is not None:
     for i, th in enumerate(np.asarray(learned)):
       out[f"theta_deg_{i + 1}"] = float(np.degrees(th) % 360)
@@ -122,12 +124,12 @@ def ere(probs_of, gen, x, p_real, grid, num_batches):
 def report(state, data, workdir, *, config, space, generate, d_probs):
   """Everything Section 5 reports for this run: writes ganmut_metrics.json, tables and figures."""
   e, nc = config.eval, config.data.num_classes
-  cls_params, cls_model = clf.load_or_train(data, config, workdir)
+  cls_params, cls_model = clf.load(config, workdir, data)
   classify = clf.classify_fn(cls_model)
   probs_of = lambda imgs: clf.run(classify, cls_params, imgs, e.batch_size)
   key = jax.random.key(config.seed + 7)
   gen, dprobs = host_functions(state, generate, d_probs, e.batch_size, jax.random.fold_in(key, 9))
-  params = state.g_params["space"]
+  params = state.params[G]["space"]
   x, y = _test_set(data, config, e.max_test)
   p_real, f_real = probs_of(x)
   out = {"evaluator_acc_test": float(np.mean(p_real.argmax(-1) == y)), "test_faces": len(x)}
@@ -196,6 +198,6 @@ def report(state, data, workdir, *, config, space, generate, d_probs):
     json.dump({"variant": config.variant, "space": space.kind, "lambda_rho": config.loss.lambda_rho,
                "seed": config.seed, **{k: float(v) for k, v in out.items()}}, f, indent=1)
   if e.figures:
-    from affectjax.methods import ganmut_figures
-    ganmut_figures.all_figures(params, x, y, config, space, workdir, gen, dprobs)
+    from affectjax.methods.ganmut import figures
+    figures.all_figures(params, x, y, config, space, workdir, gen, dprobs)
   return out
