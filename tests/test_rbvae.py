@@ -1,4 +1,4 @@
-"""Rb-VAE / sRb-VAE method: Algorithm 1's four update signs, the two streams and the reference set,
+"""Rb-VAE / sRb-VAE method: Algorithm 1's four update directions, the two streams and the reference set,
 the Table 1 probes against NumPy/closed forms, and tiny end-to-end runs on style digits and faces.
 
 The sRb-VAE CPU run whose e predicts the style factors better than z does takes minutes: it is
@@ -14,8 +14,10 @@ import pytest
 
 from affectjax import config as config_lib, train
 from affectjax.data import digits
+from affectjax.data import source as source_lib
 from affectjax.data.source import ArraySource
 from affectjax.data.sources import Splits
+from affectjax.evaluate import probes
 from affectjax.methods import rbvae
 from conftest import load_config
 
@@ -46,14 +48,16 @@ def test_algorithm1_each_player_moves_its_own_objective_the_right_way():
   with jax.threefry_partitionable(False):
     state = jax.jit(m.init)(jax.random.key(0), batch)
     new, _ = jax.jit(m.train_step)(state, batch, key)
-    objectives = jax.jit(lambda p: rbvae.srbvae_objectives(p, batch, key, nets_=rbvae.networks(c), config=c))
-    _, j0, met0 = objectives(state.params)
+    ctx = rbvae.Context(rbvae.networks(c), c)
+    objective = jax.jit(lambda p: rbvae.srbvae(p, None, batch, key, state.step, ctx).metrics)
+    met0 = objective(state.params)
+    j0 = met0["disc_objective"]
 
-    swap = lambda name: objectives({**state.params, name: new.params[name]})
-    _, _, m_enc = swap("encoders")
-    _, _, m_gen = swap("generator")
-    _, j_xi, _ = swap("d_xi")
-    _, j_gamma, _ = swap("d_gamma")
+    swap = lambda name: objective({**state.params, name: new.params[name]})
+    m_enc = swap("encoders")
+    m_gen = swap("generator")
+    j_xi = swap("d_xi")["disc_objective"]
+    j_gamma = swap("d_gamma")["disc_objective"]
   assert set(state.params) == {"encoders", "generator", "d_xi", "d_gamma"}
   assert set(state.opt_state) == set(state.params)  # one optimiser state per player
   assert float(m_enc["d_q"]) < float(met0["d_q"])  # Alg. 1 l.7, l.20: psi <- psi - l g_psi
@@ -67,8 +71,25 @@ def test_algorithm1_each_player_moves_its_own_objective_the_right_way():
   assert int(new.step) == 1
 
 
-def test_update_signs_and_players_table():
-  assert rbvae.SIGNS == {"encoders": -1.0, "generator": 1.0, "d_xi": 1.0, "d_gamma": 1.0}
+def test_each_player_minimises_its_loss_and_players_table():
+  # Algorithm 1 l.20 as losses: encoders and generator both descend M (the very same array, one
+  # backward pass), d_xi and d_gamma descend disc = -Eq. 9 (one more); sVAE's one d is d_gamma.
+  c = _tiny()
+  splits = digits.digit_splits(c.data, c.seed)
+  batch = {k: {"image": st.source.gather(np.arange(4))["image"]}
+           for k, st in rbvae.make_method(c, splits).streams.items()}
+  for v in ("srbvae", "svae"):
+    cv = _tiny(v + ",tiny")
+    m = rbvae.make_method(cv, splits)
+    with jax.threefry_partitionable(False):
+      params = m.init(jax.random.key(0), batch).params
+      out = rbvae.DEFAULTS[v](params, None, batch, jax.random.key(1), 0,
+                              rbvae.Context(rbvae.networks(cv), cv))
+    assert set(out.losses) == set(rbvae.player_names(v))
+    assert out.losses["encoders"] is out.losses["generator"] is out.metrics["model_objective"]
+    discs = [out.losses[n] for n in rbvae.player_names(v)[2:]]
+    assert all(d is discs[0] for d in discs)
+    assert float(discs[0]) == -float(out.metrics["disc_objective"]) == float(out.metrics["disc"])
   assert rbvae.player_names("srbvae") == ("encoders", "generator", "d_xi", "d_gamma")
   assert rbvae.player_names("svae") == ("encoders", "generator", "d_gamma")
   for v in ("vae", "beta_vae", "dip_vae_i", "dip_vae_ii", "rbvae"):
@@ -151,14 +172,14 @@ def test_probes_against_numpy():
   a = np.c_[x_fit, np.ones(200)]
   coef = np.linalg.lstsq(a, y_fit, rcond=None)[0]
   ref = np.abs(np.c_[x_sc, np.ones(100)] @ coef - y_sc).mean(0)
-  np.testing.assert_allclose(rbvae.linear_regression_mae(x_fit, y_fit, x_sc, y_sc), ref, rtol=1e-8)
+  np.testing.assert_allclose(probes.linear_regression_mae(x_fit, y_fit, x_sc, y_sc), ref, rtol=1e-8)
   # per-class accuracy: class 2 is inseparable from class 1 on these features (all predicted 1)
   lab = np.repeat([0, 1, 2], 50)
   feats = np.where(lab[:, None] == 0, -5.0, 5.0) + 0.01 * rng.normal(size=(150, 1))
   feats[lab == 2] = feats[lab == 1][:50]
   lab_sc = np.repeat([0, 1, 2], 10)
   f_sc = np.where(lab_sc[:, None] == 0, -5.0, 5.0)
-  r = rbvae.linear_classifier_recall(feats, lab, f_sc, lab_sc, [0, 1, 2])
+  r = probes.linear_classifier_recall(feats, lab, f_sc, lab_sc, [0, 1, 2])
   assert r["per_class"][0] == 1.0
   assert r["per_class"][1] + r["per_class"][2] == pytest.approx(1.0)  # one of them gets the 20
   assert r["accuracy"] == pytest.approx(20 / 30)
@@ -259,16 +280,54 @@ def test_every_variant_traces_with_its_players_and_baseline_objectives_compose()
   with jax.threefry_partitionable(False):
     params = m.init(jax.random.key(0), batch).params
   key = jax.random.key(5)
-  objective = lambda **over: rbvae.vae_loss(params, batch, key, nets_=rbvae.networks(c0),
-                                            config=_tiny("vae,tiny", **over))
-  m_vae, _, met = objective(variant="vae")
-  m_beta, _, _ = objective(variant="beta_vae", loss__beta=3.0)
+  def objective(**over):
+    c = _tiny("vae,tiny", **over)
+    out = rbvae.vae(params, None, batch, key, 0, rbvae.Context(rbvae.networks(c0), c))
+    assert out.losses["encoders"] is out.losses["generator"] and set(out.losses) == {"encoders", "generator"}
+    return out.losses["encoders"], out.metrics
+
+  m_vae, met = objective(variant="vae")
+  m_beta, _ = objective(variant="beta_vae", loss__beta=3.0)
   np.testing.assert_allclose(m_beta - m_vae, 2.0 * met["kl"], atol=1e-6 * abs(float(m_vae)))  # float32 M
-  m_dip, _, met_dip = objective(variant="dip_vae_i", loss__dip_lambda=2.0)
+  m_dip, met_dip = objective(variant="dip_vae_i", loss__dip_lambda=2.0)
   x = np.concatenate([batch["unlabelled"]["image"], batch["reference"]["image"]])
-  mu = np.asarray(rbvae._encode(rbvae.networks(c0), params, x)[0], np.float64)
+  mu = np.asarray(rbvae.encode(rbvae.networks(c0), params, x)[0], np.float64)
   cov = np.cov(mu.T, bias=True)
   off = np.sum(cov ** 2) - np.sum(np.diag(cov) ** 2)
   expected = 2.0 * off + 20.0 * np.sum((np.diag(cov) - 1) ** 2)  # lambda_d = 10 lambda_od
   np.testing.assert_allclose(m_dip - m_vae, expected, rtol=1e-3, atol=1e-6 * abs(float(m_vae)))
   np.testing.assert_allclose(met_dip["dip"], expected, rtol=1e-3)
+
+
+def test_an_injected_objective_and_a_bad_name():
+  # config.loss.fn names the variant's objective (here the VAE's, scaled by 2 for every player):
+  # the first step's loss doubles; a name that does not import is one ConfigError line.
+  c = _tiny("vae,tiny")
+  splits = digits.digit_splits(c.data, c.seed)
+  losses = []
+  for fn in ("", "test_rbvae:_doubled"):
+    cv = _tiny("vae,tiny", loss__fn=fn)
+    rbvae.validate(cv)
+    m = rbvae.make_method(cv, splits)
+    batch = {k: {"image": st.source.gather(np.arange(4))["image"]} for k, st in m.streams.items()}
+    with jax.threefry_partitionable(False):
+      _, met = m.train_step(m.init(jax.random.key(0), batch), batch, jax.random.key(1))
+    losses.append(float(met["loss"]))
+  assert losses[1] == pytest.approx(2 * losses[0], rel=1e-6)
+  with pytest.raises(config_lib.ConfigError, match=r"config.loss.fn='test_rbvae:nothing'"):
+    rbvae.validate(_tiny("vae,tiny", loss__fn="test_rbvae:nothing"))
+
+
+def _doubled(params, aux, batch, key, step, ctx):
+  out = rbvae.vae(params, aux, batch, key, step, ctx)
+  m = 2 * out.losses["encoders"]
+  return out._replace(losses={"encoders": m, "generator": m}, metrics=dict(out.metrics, loss=m))
+
+
+def test_subset_of_any_source_reads_the_chosen_examples():
+  base = ArraySource({"image": np.arange(10, dtype=np.float32)[:, None], "label": np.arange(10)})
+  lazy = source_lib.WithFields(base, {"label": np.arange(10) * 3})  # not in memory as one dict
+  sub = source_lib.subset(lazy, [7, 2, 5])
+  assert isinstance(sub, source_lib.IndexedSource) and len(sub) == 3
+  np.testing.assert_array_equal(sub.gather(np.array([2, 0]))["label"], [15, 21])
+  assert isinstance(source_lib.subset(base, [1, 2]), ArraySource)

@@ -11,7 +11,7 @@
 Default sizes are the paper's (Sec. 5.2, App. D): 64x64 images, widths (256, 256, 128, 64, 32),
 32 latents per encoder, Laplace lambda = 0.01, Adam(1e-4, 0.5, 0.99, 1e-8), batch 36 (per stream),
 30 epochs (digits) / 20 epochs (faces) of the unlabelled set (config.train.epochs). The epochs
-become steps once the data is loaded (methods/rbvae.py resolve_num_steps: ceil(epochs * unlabelled
+become steps once the data is loaded (methods/rbvae/method.py resolve_num_steps: ceil(epochs * unlabelled
 / batch), set into config.train.num_steps), so the schedule follows the data actually loaded: the
 paper's MNIST (60k unlabelled images, when prepared in config.data.tfds_dir) gives
 30 * 60000 / 36 = 50000 steps; scikit-learn's digits give 1258 unlabelled images, hence 1049
@@ -58,7 +58,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
   c.data.name = "synthetic_faces" if faces else "style_digits"
   c.data.image_size = 64  # App. C.1 (digits); the synthetic faces' default (the paper: 96)
-  c.data.reference = "auto"  # auto | is_reference | neutral (methods/rbvae.py CHOICES)
+  c.data.reference = "auto"  # auto | is_reference | neutral (methods/rbvae/method.py CHOICES)
   # style digits (affectjax.data.digits.digit_splits)
   c.data.num_digits = 0  # 0: all of scikit-learn's 1797 digits (or MNIST when in data.tfds_dir)
   c.data.probe_fraction = 0.3  # digits held out for the two probe splits (Sec. 5.3)
@@ -134,7 +134,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       # filled strokes they are learned, and Adam at 3e-4 instead of 1e-4 gets e ahead of z.
       c.data.edges = False
       c.optim.lr = 3e-4
-  # The default data's step count (made exact from the data loaded, methods/rbvae.py)
+  # The default data's step count (made exact from the data loaded, methods/rbvae/method.py)
   num_unl = faces_unlabelled(c.data) if faces else digits.num_unlabelled(1797, c.data.probe_fraction)
   c.train.num_steps = epochs_to_steps(c.train.epochs, num_unl, c.train.batch_size)
   return c

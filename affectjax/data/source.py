@@ -79,3 +79,21 @@ def read_field(source: Source, key: str, batch_size: int = 1024) -> np.ndarray:
   n = len(source)
   return np.concatenate([source.gather(np.arange(i, min(i + batch_size, n)))[key]
                          for i in range(0, n, batch_size)]) if n else np.zeros((0,))
+
+
+class IndexedSource:
+  """The examples `indices` of any source (in memory or not), in that order."""
+
+  def __init__(self, base: Source, indices):
+    self.base, self.indices = base, np.asarray(indices)
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def gather(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    return self.base.gather(self.indices[np.asarray(indices)])
+
+
+def subset(source: Source, indices) -> Source:
+  """The examples `indices` of `source`: a copy for an ArraySource, an IndexedSource otherwise."""
+  return source.subset(indices) if isinstance(source, ArraySource) else IndexedSource(source, indices)

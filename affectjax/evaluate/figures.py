@@ -127,3 +127,27 @@ def plot_reconstructions(path, rows: dict, max_cols: int = 8, value_range=None):
         ax.axis("off")
     ax_row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
   return _save(fig, path)
+
+
+# ---------------------------------------------------------------- image grids (Rb-VAE Figs. 3-4)
+
+def image_grid(rows) -> np.ndarray:
+  """[R][C] images in [-1, 1] (None: a blank cell) -> one [R h, C w, 3] canvas in [0, 1]."""
+  h, w = next(im for r in rows for im in r if im is not None).shape[:2]
+  canvas = np.ones((len(rows) * h, max(len(r) for r in rows) * w, 3), np.float32)
+  for i, r in enumerate(rows):
+    for j, im in enumerate(r):
+      if im is not None:
+        canvas[i * h:(i + 1) * h, j * w:(j + 1) * w] = np.clip((np.asarray(im) + 1) / 2, 0, 1)
+  return canvas
+
+
+def save_grid(path, canvas, title):
+  """A canvas of image_grid as a PNG titled `title`, about one screen pixel per image pixel."""
+  fig = plt.figure(figsize=(max(3.0, canvas.shape[1] / 40), max(3.0, canvas.shape[0] / 40) + 0.4))
+  plt.imshow(canvas, interpolation="nearest")
+  plt.axis("off")
+  plt.title(title, fontsize=8)
+  fig.savefig(path, dpi=100, bbox_inches="tight")
+  plt.close(fig)
+  return path

@@ -168,3 +168,24 @@ def pool_images(images, max_side: int) -> np.ndarray:
   f = max(1, -(-h // max_side))
   h2, w2 = h // f, w // f
   return images[:, :h2 * f, :w2 * f].reshape(n, h2, f, w2, f, -1).mean(axis=(2, 4))
+
+
+# ---------------------------------------------------------------- linear probes (Rb-VAE Table 1)
+
+def linear_regression_mae(x_fit, y_fit, x_score, y_score) -> np.ndarray:
+  """MAE per target of least-squares linear regressors (with intercept) fitted on x_fit."""
+  from sklearn.linear_model import LinearRegression
+  model = LinearRegression().fit(x_fit, y_fit)
+  return np.mean(np.abs(model.predict(x_score) - y_score), axis=0)
+
+
+def linear_classifier_recall(x_fit, y_fit, x_score, y_score, classes, seed: int = 0) -> dict:
+  """Per-class accuracy (recall of each class in `classes`) of a multinomial logistic regression
+  on standardised features, and the predictions' overall accuracy."""
+  from sklearn.linear_model import LogisticRegression
+  model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+  model.fit(x_fit, y_fit)
+  pred = model.predict(x_score)
+  out = {int(c): float(np.mean(pred[y_score == c] == c)) if np.any(y_score == c) else float("nan")
+         for c in classes}
+  return {"per_class": out, "accuracy": float(np.mean(pred == y_score))}

@@ -2,6 +2,7 @@
 
 They run on the same networks as Rb-VAE: one encoder with 32 latents and the generator G(z).
 - beta-VAE (Higgins et al. 2017): the VAE's KL weighted by beta; `beta_vae_kl` replaces the KL.
+  `vae_objective` is the VAE / beta-VAE / DIP-VAE objective of any encoder and likelihood.
 - DIP-VAE-I/II (Kumar et al. 2018): these penalties are added to the VAE objective (NLL + KL).
   They push a covariance of the inferred latents towards I, with a weight lambda_od on the
   off-diagonal entries and lambda_d on the diagonal ones. DIP-VAE-I uses Cov_p(x)[mu(x)].
@@ -22,7 +23,7 @@ from affectjax.losses.density_ratio import ratio_discriminator_loss, symmetric_k
 from affectjax.losses.vae import gaussian_kl
 
 __all__ = ["beta_vae_kl", "latent_covariance", "dip_penalty", "dip_vae_i", "dip_vae_ii",
-           "svae_loss", "svae_discriminator_loss"]
+           "vae_objective", "svae_loss", "svae_discriminator_loss"]
 
 
 def beta_vae_kl(mu, logvar, beta):
@@ -57,6 +58,26 @@ def dip_vae_ii(mu, logvar, lambda_od=10.0, lambda_d=None):
   lambda_d = lambda_od if lambda_d is None else lambda_d
   cov = jnp.diag(jnp.mean(jnp.exp(jnp.asarray(logvar, jnp.float32)), axis=0)) + latent_covariance(mu)
   return dip_penalty(cov, lambda_od, lambda_d)
+
+
+def vae_objective(nll, mu, logvar, *, beta=1.0, dip: str = "", dip_lambda=10.0, dip_lambda_d=None):
+  """The VAE's batch-mean negative ELBO mean(nll + beta KL) and its variants, for any encoder and
+  likelihood: beta = 1 the VAE, beta != 1 beta-VAE, dip='i' / 'ii' adds dip_vae_i / dip_vae_ii
+  (lambda_od = dip_lambda; lambda_d = dip_lambda_d, None: each paper's default).
+
+  nll [B]: -log p(x | z) of z ~ q(z | x); mu, logvar [B, D]: q(z | x). Returns (scalar, metrics
+  {'nll', 'kl' (the KL without beta), 'dip' when dip is set})."""
+  kl = beta_vae_kl(mu, logvar, beta)
+  loss = jnp.mean(nll + kl)
+  metrics = {"nll": nll.mean(), "kl": kl.mean() / beta}
+  if dip:
+    if dip not in ("i", "ii"):
+      raise ValueError(f"dip={dip!r}: expected '', 'i' or 'ii'")
+    pen = (dip_vae_i(mu, dip_lambda, dip_lambda_d) if dip == "i"
+           else dip_vae_ii(mu, logvar, dip_lambda, dip_lambda_d))
+    loss = loss + pen
+    metrics["dip"] = pen
+  return loss, metrics
 
 
 def svae_loss(logits_q, logits_p, x_nll, z_nll):
