@@ -7,7 +7,7 @@ package's own file for the same path), and Python as `get("levasa", "tiny")`.
 import importlib
 import os
 
-NAMES = ("levasa", "ganmut", "triplet_vae", "dual_domain", "rbvae")
+NAMES = ("levasa", "ganmut", "triplet_vae", "dual_domain", "rbvae", "factor_vae")
 
 
 def get(name: str, arg: str = ""):

@@ -11,6 +11,7 @@ REGISTRY = {
     "triplet_vae": "triplet_vae",
     "dual_domain": "dual_domain",
     "rbvae": "rbvae",
+    "factor_vae": "factor_vae",  # Kim and Mnih 2018: docs/adding_a_method.md's worked example
 }
 
 
