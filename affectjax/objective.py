@@ -154,6 +154,13 @@ def _gradients(phase: Phase, params, aux, batch, key, step, ctx):
   return grads, metrics, new_aux
 
 
+def resolve_gating(gating: str = "auto") -> str:
+  """'cond' or 'masked' (see make_step); 'auto' picks by backend."""
+  if gating == "auto":
+    return "masked" if jax.default_backend() == "cpu" else "cond"
+  return gating
+
+
 def make_step(phases: Sequence[Phase], players: Mapping[str, Any], ctx=None, *,
               gating: str = "auto") -> Callable:
   """(state, batch, key) -> (state, metrics): the phases in order, each updating its players
@@ -164,8 +171,7 @@ def make_step(phases: Sequence[Phase], players: Mapping[str, Any], ctx=None, *,
   inside a conditional 5-30x slower than at top level, so there 'masked' (computed every step,
   kept when due) is faster; 'auto' picks by backend. Both give the same updates.
   """
-  if gating == "auto":
-    gating = "masked" if jax.default_backend() == "cpu" else "cond"
+  gating = resolve_gating(gating)
   for p in phases:
     missing = [n for n in p.players if n not in players]
     if missing:

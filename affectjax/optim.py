@@ -94,5 +94,5 @@ def make_player(optim, num_steps: int, lr_scales: Optional[Mapping[str, float]] 
     transforms = {k: optax.scale(v) for k, v in scales.items()}
     transforms["_default"] = optax.identity()
     parts.append(optax.multi_transform(transforms, lambda p: _label_tree(p, scales)))
-  return Player(optax.chain(*parts), schedule(o, num_steps))
+  return Player(optax.chain(*parts) if parts else optax.identity(), schedule(o, num_steps))  # plain SGD: no transform
 

@@ -115,10 +115,10 @@ def ganmut_run(request, tmp_path_factory):
 
 
 def _generator(config, state, x, code):
-  """G(x, z) as the training step computes it (methods/ganmut.py: gen.apply on g_params['net'])."""
+  """G(x, z) as the training step computes it (methods/ganmut: gen.apply on params["g"]["net"])."""
   from affectjax.methods import ganmut
   gen, _ = ganmut.networks(config)
-  return np.asarray(gen.apply({"params": state.g_params["net"]}, x, code))
+  return np.asarray(gen.apply({"params": state.params["g"]["net"]}, x, code))
 
 
 def test_ganmut_edits(ganmut_run, images, tmp_path):
@@ -127,7 +127,7 @@ def test_ganmut_edits(ganmut_run, images, tmp_path):
   arg, wd, state = ganmut_run
   config = read_config(wd)
   space = ganmut.space_of(config)
-  params = state.g_params["space"]
+  params = state.params["g"]["space"]
   s, o1, o2 = _apply_twice(wd, images, tmp_path, Options(emotion="happy", intensity=0.0,
                                                          strip=True, gamut=True))
   _check_summary(s, images)

@@ -34,7 +34,7 @@ def _prep(y_train, y_test):
 def test_triplet_vae_svm_has_no_scaler_by_default_and_the_switch_adds_it():
   from sklearn.preprocessing import StandardScaler
   from sklearn.svm import LinearSVC
-  from affectjax.methods import triplet_vae_eval as ev
+  from affectjax.methods.triplet_vae import evaluate as ev
   x_tr, y_tr = _svm_problem(seed=0)
   x_te, y_te = _svm_problem(seed=1)
   config = load_config("triplet_vae", "tiny")
@@ -96,7 +96,7 @@ def test_va_only_dataset_gets_affectnet_mixed_labels_and_finite_test_metrics(aff
   np.testing.assert_allclose(splits.train.fields["p_va"], expect, rtol=1e-4, atol=1e-6)
   np.testing.assert_array_equal(splits.train.fields["label"], expect.argmax(-1))  # Sec. 5.1
   test_va = data.test.gather(np.arange(len(data.test)))["va"]  # (-1, 1) and (1, -1)
-  test_labels = dd._read(splits.test, "label")
+  test_labels = dd.read(splits.test, "label")
   np.testing.assert_array_equal(test_labels, _numpy_gmm(test_va, priors, an.VA_MEANS, an.VA_STDS).argmax(-1))
   # The method's evaluation of the test split: F1, accuracy and ECE are numbers, not NaN.
   method = dd.make_method(c, data)
@@ -104,8 +104,8 @@ def test_va_only_dataset_gets_affectnet_mixed_labels_and_finite_test_metrics(aff
   m = method.evaluate(state, method.data, str(tmp_path))
   for k in ("f1", "accuracy", "ece", "rmse_v"):
     assert np.isfinite(m[k]), (k, m[k])
-  guess = dd.predictions({"params": state.params, "batch_stats": state.batch_stats},
-                         method.data.test, model=dd.build_model(c), config=c)["probs"].argmax(-1)
+  guess = dd.predictions(dd.variables(state), method.data.test, model=dd.build_model(c),
+                         config=c)["probs"].argmax(-1)
   assert m["accuracy"] == pytest.approx(np.mean(guess == test_labels))
 
 

@@ -17,8 +17,9 @@ of the same step lowered for the CPU, the same program before fusion.
 
 GANmut's line adds its D and G steps apart: each timed step is timed once more on its own
 (`d_step_ms`: the median of iterations without the G step; `d_plus_g_step_ms`: of iterations with
-it; `g_step_ms`: their difference), named with the G step's gating (methods/ganmut.py
-g_step_gating: under 'masked' every iteration computes G, so only 'cond' separates the two).
+it; `g_step_ms`: their difference), named with the G phase's gating (config.optim.g_step, as
+affectjax.objective.make_step resolves it: under 'masked' every iteration computes G, so only
+'cond' separates the two).
 
 --peer runs the original code's training step for the methods that have one (GANmut: the original
 Solver.train, ../shared/bench/ganmut_original.py, given the original source in --peer_src;
@@ -38,7 +39,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from affectjax import errors
+from affectjax import errors, objective
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:variant]).")
@@ -122,7 +123,6 @@ def bench_one(config, num_seeds: int) -> dict:
 def ganmut_split(config, compiled, state, next_batch) -> dict:
   """GANmut's D step and G step apart: --steps iterations timed one by one, split by whether the
   iteration ran the G step (its `g_step` metric)."""
-  from affectjax.methods import ganmut
   times = {0: [], 1: []}
   for _ in range(max(_STEPS.value, config.optim.n_critic)):
     t = time.perf_counter()
@@ -132,7 +132,7 @@ def ganmut_split(config, compiled, state, next_batch) -> dict:
     # K seeds share the gating (one step counter): seed 0's flag says which step ran
     times[int(float(np.ravel(jax.device_get(metrics["g_step"]))[0]) > 0.5)].append(dt)
   med = lambda v: round(statistics.median(v), 3) if v else None
-  gating = ganmut.g_step_gating(config)
+  gating = objective.resolve_gating(config.optim.get("g_step", "auto"))
   d, dg = med(times[0]), med(times[1])
   return {"g_step_gating": gating, "n_critic": config.optim.n_critic, "d_step_ms": d,
           "d_plus_g_step_ms": dg,

@@ -191,7 +191,7 @@ def _edit_targets(run: Run, o: Options):
   """[(tag, code [k])] of the edit asked for (empty for --strip / --gamut alone)."""
   from affectjax.affect.emotions import EMOTIONS
   from affectjax.methods import ganmut
-  config, params = run.config, run.state.g_params["space"]
+  config, params = run.config, run.state.params["g"]["space"]
   space = ganmut.space_of(config)
   names = EMOTIONS[:config.data.num_classes]
   if o.emotion is not None:
@@ -228,7 +228,7 @@ GAMUT_N = 7  # as the run's gamut figure
 
 
 def _strip_codes(run, space):
-  params = run.state.g_params["space"]
+  params = run.state.params["g"]["space"]
   return np.stack([np.asarray(space.emotion_code(params, c, STRIP_STEPS))
                    for c in range(1, run.config.data.num_classes)])  # [C-1, 11, k]
 
@@ -237,7 +237,7 @@ def _gamut_codes(run, space):
   """[n*n, 2] codes over [-1, 1]^2, row-major from the top-left (x right, y up), and the mask of
   codes outside the unit disc for the linear space; one-hot spaces: every class code."""
   if space.code_dim != 2:
-    z = np.asarray(space.class_codes(run.state.g_params["space"],
+    z = np.asarray(space.class_codes(run.state.params["g"]["space"],
                                      np.arange(run.config.data.num_classes)))
     return z, np.zeros(len(z), bool)
   t = np.linspace(-1, 1, GAMUT_N)
@@ -443,7 +443,7 @@ def apply_triplet_vae(run, files, root, output, o, log):
   from affectjax.evaluate.inference import batched
   from affectjax.methods import triplet_vae
   config = run.config
-  prep = run.setup.method.data.metadata["prepared"]
+  prep = run.setup.method.data.prepared  # triplet_vae.PreparedSplits
   k = prep.train.landmarks.shape[1]
   eyes, rigid = triplet_vae.LAYOUTS.get(k, (None, None))
   if config.data.get("eye_points"):
@@ -493,7 +493,7 @@ def apply_triplet_vae(run, files, root, output, o, log):
   represent = jax.jit(run.setup.method.represent)
   state = run.state
   z = batched(lambda b: represent(state, b), {"landmarks": x, "neutral_landmarks": yb},
-              o.batch_size)
+              o.batch_size)["z"]
   rel = [os.path.relpath(f, root) for f in done]
   protected = {os.path.realpath(f) for f in files}
   csv_path = io.safe_path(os.path.join(output, "embeddings.csv"), protected)

@@ -84,6 +84,7 @@ class Method:
   # (the triplet VAE's best validation ELBO): the NaN guard lets them be infinite, never NaN.
   sentinels: Sequence[str] = ()
   prerequisites: Sequence[Prerequisite] = ()  # runs trained by the loop before this one
+  phases: Sequence[Any] = ()  # the affectjax.objective.Phase list train_step runs (introspection, tests)
 
 
 def data_stream(data, config, keys: Optional[Sequence[str]] = None) -> dict[str, Stream]:

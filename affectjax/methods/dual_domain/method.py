@@ -177,4 +177,4 @@ def make_method(config, data: Splits, *, objective=None, objectives=None,
                                            cache=cache),
                 report=functools.partial(dd_eval.report, model=model, config=config, info=info,
                                          cache=cache),
-                represent=represent, data=data)
+                represent=represent, data=data, phases=phases)

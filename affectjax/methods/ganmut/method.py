@@ -138,8 +138,8 @@ def make_method(config, data, *, objective=None, objectives=None) -> Method:
   n_critic = int(config.optim.n_critic)
   bgr = bool(config.data.get("bgr", False))
   ps = players(config)
-  step = objective_lib.make_step(objective_lib.inject(phases(config), config, objective, objectives),
-                                 ps, Context(gen, disc, space, config),
+  trained = objective_lib.inject(phases(config), config, objective, objectives)
+  step = objective_lib.make_step(trained, ps, Context(gen, disc, space, config),
                                  gating=config.optim.get("g_step", "auto"))
 
   def init(key, batch):
@@ -181,4 +181,4 @@ def make_method(config, data, *, objective=None, objectives=None) -> Method:
                 streams=data_stream(data, config, keys=("image", "label")),
                 evaluate=functools.partial(ganmut_eval.evaluate, **hooks),
                 report=functools.partial(ganmut_eval.report, **hooks), generate=generate,
-                prerequisites=(classifier.prerequisite(config, data),))
+                prerequisites=(classifier.prerequisite(config, data),), phases=trained)

@@ -111,7 +111,7 @@ def make_method(config, data: Splits, *, objective=None, objectives=None) -> Met
                 streams=data_stream(data, config, keys=("image", "va")),
                 evaluate=functools.partial(levasa_eval.evaluate, model=model, config=config),
                 report=functools.partial(levasa_eval.report, model=model, config=config),
-                represent=represent, data=data)
+                represent=represent, data=data, phases=phases)
 
 
 # ---------------------------------------------------------------- Algorithm 1 (data preparation)

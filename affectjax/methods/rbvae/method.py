@@ -240,7 +240,7 @@ def make_method(config, data: Splits, *, objective=None, objectives=None) -> Met
 
   evaluate, report = evaluation(config, represent, generate)
   return Method(init=init, train_step=train_step, streams=streams, evaluate=evaluate,
-                report=report, represent=represent, generate=generate, data=data)
+                report=report, represent=represent, generate=generate, data=data, phases=phases)
 
 
 def evaluation(config, represent, generate):

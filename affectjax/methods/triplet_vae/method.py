@@ -370,5 +370,5 @@ def make_method(config, data: Splits, *, objective=None, objectives=None) -> Met
   return Method(init=init, train_step=train_step, streams=streams,
                 evaluate=functools.partial(tv_eval.evaluate, model=model, config=config, represent=represent),
                 report=functools.partial(tv_eval.report, model=model, config=config, represent=represent),
-                represent=represent, generate=generate, data=data,
+                represent=represent, generate=generate, data=data, phases=phases,
                 sentinels=("best_elbo", "best_val_elbo"))  # -inf until the first validation
