@@ -179,7 +179,8 @@ def test_objective_is_injected_from_the_config_and_from_python(setup):
   c = tiny("tiny,gmm,noise20")
   c.loss.fn = "test_dual_domain:doubled"
   dd.validate(c)
-  loaded = Splits(setup.data.train.base, setup.data.test, setup.data.metadata)  # before prepare
+  loaded = Splits(setup.data.train.base, setup.data.test, setup.data.metadata,
+                  info=setup.data.info)  # before prepare
   batch = train.first_batch(setup)
   key = jax.random.key(1)
   state = jax.eval_shape(setup.method.init, jax.random.key(0), batch)

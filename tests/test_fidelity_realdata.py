@@ -177,7 +177,7 @@ def test_rbvae_schedule_follows_the_data_loaded_and_probes_are_the_papers(monkey
   assert s.data.metadata["num_unlabelled"] == 300
   assert s.config.train.num_steps == int(np.ceil(30 * 300 / 36)) == 250  # Sec. 5.2: 30 epochs
   # Sec. 5.3: the test set's two halves, each digit styled once (MNIST: 5k images each).
-  fit, score = s.data.metadata["probe_fit"], s.data.test
+  fit, score = s.data.probe_fit, s.data.test
   assert len(fit) == len(score) == 40
   ids = np.concatenate([fit.arrays["identity"], score.arrays["identity"]])
   assert len(np.unique(ids)) == 80 and ids.min() >= 300

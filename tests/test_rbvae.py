@@ -8,7 +8,6 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -16,7 +15,7 @@ from affectjax import config as config_lib, train
 from affectjax.data import digits
 from affectjax.data import source as source_lib
 from affectjax.data.source import ArraySource
-from affectjax.data.sources import Splits
+from affectjax.data.sources import DatasetInfo, Splits
 from affectjax.evaluate import probes
 from affectjax.methods import rbvae
 from conftest import load_config
@@ -125,7 +124,7 @@ def test_streams_split_the_reference_set_with_independent_orders():
   np.testing.assert_allclose(r_img[..., 0], r_img[..., 2])
   np.testing.assert_allclose(unl.source.gather(np.arange(8))["factors"][:, 2:].sum(1), 1, rtol=1e-5)
   # probes: fit = metadata, score = test, disjoint digits
-  fit, score = m.data.metadata["probe_fit"], m.data.test
+  fit, score = m.data.probe_fit, m.data.test
   assert not set(fit.arrays["identity"]) & set(score.arrays["identity"])
 
 
@@ -136,8 +135,8 @@ def _faces_like(n=40, neutral=(0, 3, 7)):
   labels[[i for i in range(n) if i not in neutral and labels[i] == 0]] = 1
   arr = {"image": np.zeros((n, 8, 8, 3), np.float32), "label": labels.astype(np.int32),
          "identity": np.arange(n) % 4, "factors": labels[:, None].astype(np.float32)}
-  return Splits(ArraySource(arr), ArraySource({k: v[:10] for k, v in arr.items()}),
-                {"name": "synthetic_faces", "factor_names": names})
+  return Splits(ArraySource(arr), ArraySource({k: v[:10] for k, v in arr.items()}), {},
+                info=DatasetInfo("synthetic_faces", 8, factor_names=names, rendered=True))
 
 
 def test_faces_neutral_images_are_the_reference_set_and_errors_are_one_line():
@@ -146,14 +145,14 @@ def test_faces_neutral_images_are_the_reference_set_and_errors_are_one_line():
   prepared = rbvae.prepare_data(c, splits)
   np.testing.assert_array_equal(np.flatnonzero(prepared.train.arrays["is_reference"]), [0, 3, 7])
   assert prepared.metadata["num_reference"] == 3 and prepared.metadata["num_unlabelled"] == 37
-  fit, score = prepared.metadata["probe_fit"], prepared.test  # test halved at random, disjoint
+  fit, score = prepared.probe_fit, prepared.test  # test halved at random, disjoint
   assert len(fit) + len(score) == 10
   c.data.reference = "is_reference"  # faces carry no is_reference field
   with pytest.raises(ValueError, match="marks no example as is_reference"):
     rbvae.prepare_data(c, splits)
   c.data.reference = "neutral"
   none = Splits(ArraySource({**splits.train.arrays, "factors": np.ones((40, 1), np.float32)}),
-                splits.test, splits.metadata)
+                splits.test, splits.metadata, info=splits.info)
   with pytest.raises(ValueError, match="0 reference and 40 unlabelled"):
     rbvae.prepare_data(c, none)
   bad = _tiny(data__image_size=16)

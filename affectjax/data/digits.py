@@ -140,8 +140,8 @@ def digit_splits(data_config, seed: int):
   """config.data -> affectjax.data.sources.Splits for config.data.name == 'style_digits'.
 
   train: the reference digits (is_reference) and the unlabelled ones (Sec. 5.1), as one source;
-  test: probe_score (the third subset of Sec. 5.3). metadata: 'probe_fit' (the second subset, a
-  source), 'factor_names', 'num_reference', 'digits_source'. Fields of config.data read here
+  test: probe_score (the third subset of Sec. 5.3); probe_fit: the second subset. metadata:
+  'factor_names', 'num_reference', 'digits_source'. Fields of config.data read here
   (all optional): image_size, num_digits (0: all), probe_fraction, probe_copies (0: auto,
   AUTO_PROBE_COPIES), edges, tfds_dir (TFDS mnist there is used when prepared; scikit-learn's
   bundled digits otherwise).
@@ -161,7 +161,7 @@ def digit_splits(data_config, seed: int):
                         with_edges=bool(get("edges", True)), uint8=True, **kw)
   train = ArraySource(arrays["train"])
   metadata = {"name": "style_digits", "image_size": size, "factor_names": FACTOR_NAMES,
-              "probe_fit": ArraySource(arrays["probe_fit"]),
               "num_reference": int(arrays["train"]["is_reference"].sum()),
               "digits_source": source, "probe_copies": copies}
-  return Splits(train, ArraySource(arrays["probe_score"]), metadata)
+  return Splits(train, ArraySource(arrays["probe_score"]), metadata,
+                probe_fit=ArraySource(arrays["probe_fit"]))

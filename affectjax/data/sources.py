@@ -10,14 +10,14 @@ Ground truth stays in `factors` whatever the view, for evaluation against the tr
 """
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
 
 from affectjax import config as config_lib
 from affectjax.config import expect
-from affectjax.data.builders.splits import Splits  # noqa: F401  (one Splits for every source)
-from affectjax.data import source as source_lib
+from affectjax.data.builders.splits import DatasetInfo, Splits  # noqa: F401  (one Splits for every source)
 from affectjax.data.source import ArraySource
 
 VIEWS = ("full", "affectnet_like", "imfdb_like", "afew_like")
@@ -86,15 +86,48 @@ def _expect_digit_split(num_digits: int, probe_fraction: float) -> None:
 
 
 def load(config) -> Splits:
-  """The train/test splits named by config.data (method-specific preparation is the method's)."""
+  """The train/test splits named by config.data (method-specific preparation is the method's),
+  with their DatasetInfo."""
   data = config.data
   if data.name == "synthetic_faces":
-    return synthetic_splits(data, config.seed)
-  if data.name == "style_digits":  # Rb-VAE's App. C.1 digits from scikit-learn's bundled set
+    splits = synthetic_splits(data, config.seed)
+  elif data.name == "style_digits":  # Rb-VAE's App. C.1 digits from scikit-learn's bundled set
     from affectjax.data import digits
-    return digits.digit_splits(data, config.seed)
+    splits = digits.digit_splits(data, config.seed)
+  else:
+    from affectjax.data import builders
+    splits = builders.load_splits(data)
+  return dataclasses.replace(splits, info=dataset_info(data))
+
+
+def dataset_info(data) -> DatasetInfo:
+  """What config.data's dataset offers (DatasetInfo), known before anything is generated or read:
+  the synthetic sets' from their view, a real dataset's from its builder module's declarations."""
+  common = dict(name=data.name, num_classes=int(data.num_classes))
+  if data.name == "synthetic_faces":
+    from affectjax.data import synthetic
+    view = data.view
+    return DatasetInfo(**common, factor_names=tuple(synthetic.FACTOR_NAMES),
+                       has_labels=view != "afew_like", has_va=view != "imfdb_like",
+                       landmarks=view == "full", au_factors=tuple(synthetic.AU_NAMES), rendered=True,
+                       va_reference="synthetic_faces")
+  if data.name == "style_digits":
+    from affectjax.data import digits
+    return DatasetInfo(**common, factor_names=tuple(digits.FACTOR_NAMES), factor_targets=True)
   from affectjax.data import builders
-  return builders.load_splits(data)
+  module = builders.module_of(data.name)
+  options = dict(getattr(module, "OPTIONS", {}))
+  if hasattr(module, "OPTIONS"):
+    from affectjax.data.builders import base
+    options = base.resolve_options(module.OPTIONS, data.get("builder_options", None), module.NAME,
+                                   data.image_size, data.num_classes)
+  names = tuple(module.factor_names(options))
+  return DatasetInfo(**common, factor_names=names, has_images=bool(getattr(module, "HAS_IMAGES", True)),
+                     has_labels=bool(getattr(module, "HAS_LABELS", True)),
+                     has_va=bool(getattr(module, "HAS_VA", getattr(module, "HAS_LABELS_AND_VA", False))),
+                     landmarks=bool(getattr(module, "HAS_NEUTRAL", False)),
+                     au_factors=tuple(n for n in names if n.startswith("AU")),
+                     factor_targets=bool(getattr(module, "FACTOR_TARGETS", False)))
 
 
 def view_seed(seed: int, view: str) -> int:

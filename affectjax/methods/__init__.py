@@ -1,5 +1,5 @@
-"""One module per paper; each exposes `validate(config)` and `make_method(config, data) -> Method`
-(see base.py for the contract)."""
+"""One package per paper; each exposes `validate(config)`, `make_method(config, data) -> Method`
+and `NEEDS`, the DatasetInfo capabilities it needs of the data (see base.py for the contract)."""
 import importlib
 
 from affectjax.methods.base import Method, Stream  # noqa: F401
@@ -30,8 +30,12 @@ def validate(config, num_devices: int) -> None:
   config_lib.validate(config, num_devices)
   sources.validate(config)
   module.validate(config)
+  info = sources.dataset_info(config.data)
+  missing = [need for need in getattr(module, "NEEDS", ()) if not getattr(info, need)]
+  config_lib.expect(not missing, f"config.data.name={info.name!r}: config.method={config.method!r} "
+                    f"needs data with {', '.join(missing)} (affectjax.data.sources.DatasetInfo)")
 
 
 def get(config, data, **overrides) -> Method:
-  """Builds the Method named by config.method from the loaded splits (overrides: e.g. loss_fn=)."""
+  """Builds the Method named by config.method from the loaded splits (overrides: objective=)."""
   return module_of(config).make_method(config, data, **overrides)

@@ -5,7 +5,11 @@ streams' scheduling, checkpoints and resume, the NaN guard, metrics, progress an
 evaluate/report. A method module under affectjax/methods/ provides:
 
 - `validate(config)`: checks its own fields before any data is generated or read; raises
-  affectjax.config.ConfigError with one line (affectjax.config.expect_one_of helps).
+  affectjax.config.ConfigError with one line (affectjax.config.expect_one_of helps). What it
+  needs of the data it asks of affectjax.data.sources.dataset_info(config.data) (a DatasetInfo:
+  labels, VA, landmarks, action units, rendered ground truth), never of the dataset's name;
+  `NEEDS`, a tuple of DatasetInfo's boolean fields, is checked for every method by
+  methods.validate. The loaded splits carry the same DatasetInfo (Splits.info).
 - `make_method(config, data, *, objective=None, objectives=None) -> Method`: built once from the
   config and the loaded splits (affectjax.data.sources.Splits), so statistics, class weights,
   reference sets or triplets are computed on the host from the training split only. Its training

@@ -17,6 +17,7 @@ from affectjax.data.builders.report import MissingDataError, Skip
 NAME = "afew_va"
 HAS_IMAGES = True
 HAS_LABELS_AND_VA = False
+HAS_LABELS, HAS_VA = False, True  # VA only (sources.dataset_info)
 OPTIONS = {"encoding": "png", "crop_margin": 0.25, "test_fraction": 0.2, "split_seed": 0}
 LAYOUT_HINT = "one folder per clip, <clip>/<frame>.png plus <clip>/<clip>.json (e.g. 001/00000.png, 001/001.json)"
 MANUAL_DOWNLOAD_INSTRUCTIONS = f"""

@@ -20,6 +20,7 @@ from affectjax.errors import DataError
 NAME = "aff_wild"
 HAS_IMAGES = True
 HAS_LABELS_AND_VA = False
+HAS_LABELS, HAS_VA = False, True  # VA only (sources.dataset_info)
 OPTIONS = {"encoding": "png", "frame_step": 1, "test_fraction": 0.2, "split_seed": 0}
 LAYOUT_HINT = ("annotations/train/valence/<video>.txt, annotations/train/arousal/<video>.txt, "
                "frames/train/<video>/<n>.jpg (optional bboxes/, landmarks/ .pts and the same for test)")

@@ -23,6 +23,7 @@ NAME = "bp4d"
 HAS_IMAGES = False
 HAS_NEUTRAL = True
 HAS_LABELS_AND_VA = False
+HAS_LABELS, HAS_VA = False, False  # AU occurrences only (sources.dataset_info)
 FILE = re.compile(r"(?P<subject>[FM]\d{3})[_/\\](?P<task>T\d+)[_/\\](?P<frame>\d+)\.bnd(plus)?$", re.I)
 OPTIONS = {"aus": (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24), "require_neutral": True,
            "test_fraction": 0.2, "split_seed": 0}

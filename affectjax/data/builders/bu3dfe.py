@@ -18,6 +18,7 @@ NAME = "bu3dfe"
 HAS_IMAGES = False
 HAS_NEUTRAL = True
 HAS_LABELS_AND_VA = False
+HAS_LABELS, HAS_VA = True, False  # posed labels and their intensity (sources.dataset_info)
 # BU-3DFE expression codes -> affectjax EMOTIONS ids.
 LABELS = {"NE": 0, "HA": 1, "SA": 2, "SU": 3, "FE": 4, "DI": 5, "AN": 6}
 PATTERN = re.compile(r"^(?P<subject>[FM]\d{4})_(?P<expr>[A-Z]{2})(?P<level>\d{2})(?P<race>[A-Z]{2})_F3D\.bnd$")

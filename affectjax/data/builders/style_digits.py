@@ -17,6 +17,7 @@ import numpy as np
 from affectjax.data.builders.splits import Splits
 
 NAME = "mnist_style"
+FACTOR_TARGETS = True  # Rb-VAE scores its factors by MAE (sources.dataset_info)
 FACTOR_NAMES = ("width", "color_r", "color_g", "color_b", "scale", "digit")
 OPTIONS = {"source": "auto", "edges": True, "split_seed": 0}  # source: auto | mnist | sklearn
 

@@ -5,6 +5,6 @@ from affectjax.methods.dual_domain.evaluate import (  # noqa: F401
     eval_variables, metrics_of, predict_fn, predictions)
 from affectjax.methods.dual_domain.labels import (  # noqa: F401
     affectnet_gmm, clean_label_index, prepare, read, read_fields)
-from affectjax.methods.dual_domain.method import CHOICES, build_model, make_method, validate  # noqa: F401
+from affectjax.methods.dual_domain.method import NEEDS, CHOICES, build_model, make_method, validate  # noqa: F401
 from affectjax.methods.dual_domain.objective import (  # noqa: F401
     PLAYER, Context, TrainState, eq9, net_variables, targets_of, variables)

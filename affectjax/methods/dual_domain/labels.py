@@ -3,6 +3,7 @@ host from the training split: label noise, class statistics (Eq. 1), VA labels (
 weights (Eq. 5), and the labels of a VA-only dataset (Aff-Wild) from AffectNet's GMM."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
@@ -110,5 +111,5 @@ def prepare(config, data: Splits) -> tuple[Splits, dict]:
               steps_per_epoch=max(1, math.ceil(len(labels) / config.train.batch_size)))
   train = WithFields(data.train, {"label": noisy, "label_given": given,
                                   "p_va": p_va.astype(np.float32)})
-  return Splits(train, test, dict(data.metadata)), info
+  return dataclasses.replace(data, train=train, test=test, metadata=dict(data.metadata)), info
 

@@ -1,5 +1,5 @@
 """Dual-domain affect fusion (../shared/papers/dual_domain_fusion.md) and the image classifier
-that GANmut's evaluator is (methods/ganmut_classifier.py: this method with one-hot labels, a VGG
+that GANmut's evaluator is (methods/ganmut/classifier.py: this method with one-hot labels, a VGG
 backbone and no VA head).
 
 Built from the training split (make_method, labels.prepare): labels with `train.label_noise` of
@@ -43,6 +43,7 @@ from affectjax.methods.dual_domain.objective import (PLAYER, Context, TrainState
 from affectjax.nn.resnet import ResNet18, load_torchvision_npz
 from affectjax.nn.vgg import VGGNet
 
+NEEDS = ("has_images",)  # labels or VA: labels.prepare says which it found
 CHOICES = {
     "model.backbone": ("resnet18", "vgg"),
     "model.dtype": ("float32", "bfloat16"),

@@ -42,6 +42,9 @@ class TCDiscriminator(nn.Module):
     return nn.Dense(1)(h)[:, 0]
 
 
+NEEDS = ("has_images",)
+
+
 def validate(config):
   """Rb-VAE's checks of the shared networks, likelihood and data (as its plain VAE), then
   FactorVAE's own fields; one ConfigError line each."""

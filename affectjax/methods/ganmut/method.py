@@ -26,6 +26,7 @@ from affectjax.methods.ganmut.objective import D, G, Context, d_objective, g_obj
 from affectjax.nn import stargan
 
 SPACES = cs.KINDS
+NEEDS = ("has_images", "has_labels")  # methods.validate checks it against sources.dataset_info
 CHOICES = {
     "model.space": SPACES,
     "model.direction_param": cs.DIRECTION_PARAMS,

@@ -306,7 +306,7 @@ def summarize(enc_train: dict, enc_test: dict, config, factor_names=(), referenc
 
 # ---------------------------------------------------------------- reconstruction vs expression energy
 
-def expression_energy(source, metadata: dict, config, limit: int | None = None) -> np.ndarray | None:
+def expression_energy(source, data, config, limit: int | None = None) -> np.ndarray | None:
   """|x - the same face rendered neutral|^2 summed over H*W*C on [-1, 1], per test image.
 
   Synthetic faces only: each face is re-rendered with its identity, pose and light (its factors)
@@ -314,8 +314,9 @@ def expression_energy(source, metadata: dict, config, limit: int | None = None) 
   (non-contempt faces: both halves equal the factor) and returns None, with nothing guessed,
   when that does not reproduce the stored image (a generator this code does not know).
   """
-  if metadata.get("name") != "synthetic_faces":
+  if not (data.info and data.info.rendered):
     return None
+  metadata = data.metadata
   from affectjax.data import sources
   from affectjax.data.synthetic import aus, faces, render
   names = list(metadata.get("factor_names", ()))
@@ -438,7 +439,7 @@ def report(state, data, workdir, *, model, config) -> dict:
                       **{f"train_{k}": enc_train[k] for k in keep if k in enc_train},
                       **{f"test_{k}": enc_test[k] for k in keep if k in enc_test})
   summary = summarize(enc_train, enc_test, config, data.metadata.get("factor_names", ()), refs)
-  energy = expression_energy(data.test, data.metadata, config, limit=config.eval.energy_examples or None)
+  energy = expression_energy(data.test, data, config, limit=config.eval.energy_examples or None)
   pixels = int(np.prod(data.test.gather(np.arange(1))["image"].shape[1:]))
   summary["reconstruction"] = reconstruction_vs_energy(enc_test, energy, config.data.num_classes,
                                                        pixels, data.metadata.get("factor_names", ()))

@@ -11,6 +11,7 @@ model.arch='original' (the code's conv shapes), loss.kl_weight=0 for the Vanilla
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -20,7 +21,7 @@ import numpy as np
 from affectjax import objective as objective_lib
 from affectjax import optim
 from affectjax.config import check_choices, expect
-from affectjax.data import source as source_lib
+from affectjax.data import source as source_lib, sources
 from affectjax.data.source import ArraySource
 from affectjax.data.sources import Splits, synthetic_arrays, view_seed
 from affectjax.methods.base import Method, data_stream
@@ -30,6 +31,7 @@ from affectjax.nn.vae import ChunkedVAE, Decoder
 
 VARIANTS = ("vanilla", "continuous", "discrete")
 VA_LOSSES = ("mse", "bce", "ce", "broadcast_mse")
+NEEDS = ("has_images",)  # methods.validate checks it against sources.dataset_info
 CHOICES = {
     "variant": VARIANTS,
     "model.arch": ("paper", "original"),
@@ -135,7 +137,7 @@ def transfer_va(splits: Splits, data, seed: int) -> Splits:
   transfer = data.annotation_transfer
   reference = transfer.reference
   if reference == "auto":
-    reference = "synthetic_faces" if data.name == "synthetic_faces" else "affectnet_published"
+    reference = sources.dataset_info(data).va_reference
   if reference == "synthetic_faces":
     ref = synthetic_arrays(data, seed, "affectnet_like")
     fitted = ell.fit_ellipses(ref["label"], ref["va"], data.num_classes)
@@ -169,5 +171,5 @@ def transfer_va(splits: Splits, data, seed: int) -> Splits:
     return splits
   metadata = dict(splits.metadata, ellipses=fitted, va_levels=transfer.levels,
                   va_source=f"annotation transfer from {reference} ({filled} examples)")
-  return Splits(out["train"], out["test"], metadata)
+  return dataclasses.replace(splits, train=out["train"], test=out["test"], metadata=metadata)
 

@@ -6,6 +6,7 @@ from affectjax.methods.rbvae.evaluate import (  # noqa: F401
     DIGIT_COLUMNS, FACTOR_RANGES, evaluate, figures, normalized_factors, pixel_mae,
     reconstruction_check, report, table_row_markdown)
 from affectjax.methods.rbvae.method import (  # noqa: F401
+    NEEDS,
     ADVERSARIAL, CHOICES, PHASE, REFERENCE_BASED, VARIANTS, evaluation, make_method, networks,
     neutral_mask, player_names, players, prepare_data, reference_mask, resolve_num_steps, validate)
 from affectjax.methods.rbvae.objective import (  # noqa: F401

@@ -1,7 +1,7 @@
 """Rb-VAE's evaluation (rbvae.md Sec. 5.3, Table 1, Figs. 3-4), usable by any method whose
 represent returns {'z'} (and {'e'} for a reference-based model) and whose generate draws G(z[, e]).
 
-Linear probes fitted on a second split (metadata 'probe_fit') and scored on a third (test =
+Linear probes fitted on a second split (Splits.probe_fit) and scored on a third (test =
 probe_score) on the means of q(e|x) (Rb-VAE, sRb-VAE: 'main'), q(z|x) (their z-only control 'z')
 or q(z|x) of a baseline ('main'): style digits -> mean absolute error of linear regressors of
 scale, width, R, G, B (each factor in [0, 1], see FACTOR_RANGES); faces -> per-class accuracy of a
@@ -109,12 +109,12 @@ def reconstruction_check(state, data: Splits, *, config, represent, generate) ->
 def evaluate(state, data: Splits, workdir: str, *, config, represent, generate) -> dict:
   """Table 1's numbers for this model (keys: '<feature>/<metric>'), plus the reconstruction
   check and the faces' extras."""
-  fit_f, fit_fields = _features(state, data.metadata["probe_fit"], represent, config)
+  fit_f, fit_fields = _features(state, data.probe_fit, represent, config)
   sc_f, sc_fields = _features(state, data.test, represent, config)
-  names = tuple(data.metadata.get("factor_names", ()))
+  names = tuple(data.info.factor_names)
   out = reconstruction_check(state, data, config=config, represent=represent, generate=generate)
   sets_fit, sets_sc = _feature_sets(fit_f), _feature_sets(sc_f)
-  if data.metadata.get("name") in ("style_digits", "mnist_style"):
+  if data.info.factor_targets:
     cols = [names.index(n) for _, n in DIGIT_COLUMNS]
     y_fit = normalized_factors(fit_fields["factors"][:, cols], [n for _, n in DIGIT_COLUMNS])
     y_sc = normalized_factors(sc_fields["factors"][:, cols], [n for _, n in DIGIT_COLUMNS])
@@ -141,7 +141,7 @@ def evaluate(state, data: Splits, workdir: str, *, config, represent, generate) 
     out[f"{feat}/accuracy"] = r["accuracy"]
   if len(classes) >= 2:
     out["chance/acc_avg"] = 1.0 / len(classes)
-  if data.metadata.get("name") == "synthetic_faces" and "factors" in sc_fields:
+  if data.info.rendered and "factors" in sc_fields:
     out.update(_faces_truth(config, names, sets_fit, sets_sc, fit_fields, sc_fields))
   return out
 
@@ -226,10 +226,10 @@ def report(state, data: Splits, workdir: str, *, config, evaluate, represent, ge
   ev = evaluate(state, data, workdir)
   paths = figures(state, data, workdir, config=config, represent=represent, generate=generate)
   with open(os.path.join(workdir, "rbvae_metrics.json"), "w") as fh:
-    json.dump({"variant": model_name(config), "dataset": data.metadata.get("name"),
+    json.dump({"variant": model_name(config), "dataset": data.info.name,
                "metrics": ev, "figures": paths}, fh, indent=1)
   with open(os.path.join(workdir, "rbvae_table.md"), "w") as fh:
-    fh.write(table_row_markdown(model_name(config), data.metadata.get("name"), ev))
+    fh.write(table_row_markdown(model_name(config), data.info.name, ev))
   return {k: v for k, v in ev.items() if k.endswith("_avg")}
 
 

@@ -16,6 +16,7 @@ Figs. 3-4) in evaluate.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -39,6 +40,7 @@ VARIANTS = ("vae", "beta_vae", "svae", "dip_vae_i", "dip_vae_ii", "rbvae", "srbv
 REFERENCE_BASED = ("rbvae", "srbvae")
 ADVERSARIAL = ("svae", "srbvae")
 PHASE = "main"  # every variant trains in one phase (config.loss.fn replaces its objective)
+NEEDS = ("has_images",)  # methods.validate checks it against sources.dataset_info
 CHOICES = {
     "variant": VARIANTS,
     # how the reference set is found in the training split: auto -> the split's is_reference
@@ -110,10 +112,10 @@ def validate(config):
   objective_lib.check_config(config, (PHASE,))
 
 
-def neutral_mask(source, metadata) -> np.ndarray:
+def neutral_mask(source, info) -> np.ndarray:
   """Neutral examples (label 0): the clean label on synthetic faces, the given label otherwise."""
-  names = tuple(metadata.get("factor_names", ()))
-  if metadata.get("name") == "synthetic_faces" and "clean_label" in names:
+  names = tuple(info.factor_names)
+  if info.rendered and "clean_label" in names:
     return _read(source, "factors")[:, names.index("clean_label")].astype(np.int64) == 0
   return _read(source, "label").astype(np.int64) == 0
 
@@ -130,7 +132,7 @@ def reference_mask(config, splits: Splits) -> np.ndarray:
     if rule == "is_reference" and (marked is None or not marked.any()):
       raise ValueError("config.data.reference='is_reference': the training split marks no "
                        "example as is_reference")
-  mask = marked if marked is not None and marked.any() else neutral_mask(splits.train, splits.metadata)
+  mask = marked if marked is not None and marked.any() else neutral_mask(splits.train, splits.info)
   if mask.all() or not mask.any():
     raise ValueError(f"the training split has {int(mask.sum())} reference and "
                      f"{int((~mask).sum())} unlabelled examples; both sets must be non-empty "
@@ -140,7 +142,7 @@ def reference_mask(config, splits: Splits) -> np.ndarray:
 
 def prepare_data(config, splits: Splits) -> Splits:
   """Marks is_reference on the training split (faces: neutral -> reference, expressive ->
-  unlabelled) and finds the two probe splits (metadata 'probe_fit'; test = probe_score): a source
+  unlabelled) and finds the two probe splits (Splits.probe_fit; test = probe_score): a source
   without them has its test split halved at random (seeded by config.seed)."""
   mask = reference_mask(config, splits)
   train = splits.train
@@ -149,12 +151,12 @@ def prepare_data(config, splits: Splits) -> Splits:
   else:
     train = source_lib.WithFields(train, {"is_reference": mask})
   meta = dict(splits.metadata, num_reference=int(mask.sum()), num_unlabelled=int((~mask).sum()))
-  test = splits.test
-  if "probe_fit" not in meta:
+  test, probe_fit = splits.test, splits.probe_fit
+  if probe_fit is None:
     perm = np.random.default_rng(config.seed + 7).permutation(len(test))
     half = len(test) // 2
-    meta["probe_fit"], test = subset(test, np.sort(perm[:half])), subset(test, np.sort(perm[half:]))
-  return Splits(train, test, meta)
+    probe_fit, test = subset(test, np.sort(perm[:half])), subset(test, np.sort(perm[half:]))
+  return dataclasses.replace(splits, train=train, test=test, metadata=meta, probe_fit=probe_fit)
 
 
 def resolve_num_steps(config, num_unlabelled: int) -> int:

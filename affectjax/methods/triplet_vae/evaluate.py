@@ -187,7 +187,7 @@ def traversal_figure(path, state, prep, model, config, num_dims: int = 4, num_va
   neutral = jnp.broadcast_to(y[:1], (z.shape[0], y.shape[1]))
   faces = np.asarray(model.apply({"params": params}, z, neutral, method=LandmarkVAE.decode))
   faces = faces.reshape(num_dims, num_values, -1, 3) + prep.mean
-  y_down = prep.metadata.get("name") == "synthetic_faces"
+  y_down = prep.info.rendered  # image coordinates; scanners' y points up
   fig, axes = plt.subplots(num_dims, num_values, figsize=(1.9 * num_values, 1.9 * num_dims))
   axes = np.atleast_2d(axes)
   for i in range(num_dims):

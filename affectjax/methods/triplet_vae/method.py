@@ -33,7 +33,8 @@ from affectjax.config import check_choices, expect
 from affectjax.data import landmarks as lm
 from affectjax.data import source as source_lib
 from affectjax.data.source import ArraySource
-from affectjax.data.sources import Splits
+from affectjax.data import sources
+from affectjax.data.sources import DatasetInfo, Splits
 from affectjax.methods.base import Method, Stream
 from affectjax.methods.triplet_vae import evaluate as tv_eval
 from affectjax.methods.triplet_vae.objective import (
@@ -41,6 +42,7 @@ from affectjax.methods.triplet_vae.objective import (
 from affectjax.nn.landmark_mlp import LandmarkVAE
 
 VARIANTS = ("vae", "m1", "m2", "m2_prior")
+NEEDS = ("landmarks",)  # 3D landmarks and neutral faces; validate checks the triplets' needs
 CHOICES = {
     "variant": VARIANTS,
     "triplets.kind": ("artificial", "crowd"),
@@ -98,17 +100,17 @@ def validate(config):
   expect(e.select_every >= 1, f"config.eval.select_every={e.select_every} must be >= 1")
   expect(e.max_val_examples >= 1, f"config.eval.max_val_examples={e.max_val_examples} must be >= 1")
   expect(e.batch_size >= 1, f"config.eval.batch_size={e.batch_size} must be >= 1")
-  name = config.data.name
-  expect(name in ("synthetic_faces", "bu3dfe", "bp4d"),
-         f"config.data.name={name!r}: the triplet VAE needs 3D landmarks (synthetic_faces, bu3dfe, bp4d)")
-  expect(not (name == "bp4d" and t.kind == "artificial"),
-         "config.triplets.kind='artificial' needs labels and intensities; bp4d has AUs only: use 'crowd'")
-  expect(not (name == "bu3dfe" and t.kind == "crowd"),
-         "config.triplets.kind='crowd' needs AU intensities; bu3dfe has none: use 'artificial'")
-  expect(not (name != "synthetic_faces" and e.task == "valence_sign"),
-         f"config.eval.task='valence_sign' needs the synthetic faces' true valence, not {name}")
-  expect(config.data.view == "full" or name != "synthetic_faces",
-         f"config.data.view={config.data.view!r}: the triplet VAE needs the 'full' view (landmarks)")
+  info = sources.dataset_info(config.data)  # capabilities, not names
+  expect(info.landmarks,
+         f"config.data.name={info.name!r}"
+         + (f" view {config.data.view!r}" if info.rendered else "")
+         + ": the triplet VAE needs 3D landmarks and neutral faces (synthetic_faces' 'full' view, bu3dfe, bp4d)")
+  expect(not (t.kind == "artificial" and not (info.has_labels and "intensity" in info.factor_names)),
+         f"config.triplets.kind='artificial' needs labels and intensities; {info.name} has neither: use 'crowd'")
+  expect(not (t.kind == "crowd" and not info.au_factors),
+         f"config.triplets.kind='crowd' needs action units; {info.name} has none: use 'artificial'")
+  expect(not (e.task == "valence_sign" and not info.rendered),
+         f"config.eval.task='valence_sign' needs the synthetic faces' true valence, not {info.name}")
   objective_lib.check_config(config, PHASES)
 
 
@@ -154,12 +156,12 @@ def _read_all(split, keys) -> dict:
   return {k: source_lib.read_field(split, k) for k in keys}
 
 
-def _factor(metadata, factors, name):
-  names = tuple(metadata.get("factor_names", ()))
+def _factor(info: DatasetInfo, factors, name):
+  names = tuple(info.factor_names)
   return factors[:, names.index(name)] if name in names else None
 
 
-def _raw(config, split, metadata) -> dict:
+def _raw(config, split, info: DatasetInfo) -> dict:
   """Landmarks and annotations of a split, pose undone and normalised (before the mean)."""
   d = _read_all(split, ("landmarks", "neutral_landmarks", "label", "identity", "factors"))
   x, y = d["landmarks"].astype(np.float64), d["neutral_landmarks"].astype(np.float64)
@@ -176,23 +178,22 @@ def _raw(config, split, metadata) -> dict:
   d = {key: v[ok] for key, v in d.items()}
   x, y = x[ok], y[ok]
   factors = d["factors"].astype(np.float64).reshape(len(x), -1)
-  if metadata.get("name") == "synthetic_faces":  # the renderer's pose is the data's pose estimate
-    rot = lm.synthetic_pose_rotation(_factor(metadata, factors, "roll"), _factor(metadata, factors, "yaw"))
+  if info.rendered:  # the renderer's pose is the data's pose estimate
+    rot = lm.synthetic_pose_rotation(_factor(info, factors, "roll"), _factor(info, factors, "yaw"))
     x, y = lm.preprocess(x, rotation=rot, eyes=eyes), lm.preprocess(y, rotation=rot, eyes=eyes)
   else:  # no pose estimates in the files: Kabsch onto the person's neutral face (rigid points)
     x, y = lm.preprocess(x, reference=y, rigid=rigid, eyes=eyes), lm.preprocess(y, eyes=eyes)
   label = emotion = d["label"].astype(np.int64).reshape(-1)
-  if metadata.get("name") == "synthetic_faces":
-    from affectjax.data.synthetic import AU_NAMES
-    intensity = _factor(metadata, factors, "intensity")
-    targets = factors[:, :len(AU_NAMES)]
+  if info.rendered:  # AU intensities first among the renderer's factors
+    intensity = _factor(info, factors, "intensity")
+    targets = factors[:, :len(info.au_factors)]
     au = targets
     if config.eval.task == "valence_sign":
-      v = _factor(metadata, factors, "valence")
+      v = _factor(info, factors, "valence")
       label = np.where(np.abs(v) >= VALENCE_MARGIN, (v > 0).astype(np.int64), -1)
-  elif config.data.name == "bu3dfe":
-    intensity = factors[:, 0]
-    targets, au = factors[:, :1], None
+  elif not info.au_factors:  # bu3dfe: the expression's intensity only
+    intensity = _factor(info, factors, "intensity")
+    targets, au = intensity[:, None], None
   else:  # bp4d: AU occurrences (NaN unknown); unknown counts as absent for the simulated crowd
     intensity = np.zeros(len(x))
     targets = factors
@@ -209,10 +210,10 @@ def _triplet_seed(seed: int, split: int, kind: int) -> int:
   return (int(seed) * 1_000_003 + 7919 * split + 104_729 * kind + 11) % 2**31
 
 
-def _part(config, raw: dict, mean, split_no: int, num_triplets: int) -> Part:
+def _part(config, info: DatasetInfo, raw: dict, mean, split_no: int, num_triplets: int) -> Part:
   t = config.triplets
   trips = {}
-  if config.data.name != "bp4d" and (raw["emotion"] >= 0).sum() >= 3:  # posed: the three rules
+  if info.has_labels and (raw["emotion"] >= 0).sum() >= 3:  # labelled (posed): the three rules
     trips["artificial"] = (trip_lib.artificial_triplets(_triplet_seed(config.seed, split_no, 0),
                                                        raw["emotion"], raw["intensity"], num_triplets),
                            np.ones(num_triplets, np.float32))
@@ -233,13 +234,14 @@ class Prepared:
   test: Part
   mean: np.ndarray  # [K, 3] the training mean (added back to draw faces)
   metadata: dict
+  info: DatasetInfo
 
 
 def prepare(config, splits: Splits) -> Prepared:
   """Sec. IV and V-A on the host: the three person-wise parts, the training mean, the triplets."""
-  md = dict(splits.metadata)
-  train_raw = _raw(config, splits.train, md)
-  test_raw = _raw(config, splits.test, md)
+  md, info = dict(splits.metadata), splits.info
+  train_raw = _raw(config, splits.train, info)
+  test_raw = _raw(config, splits.test, info)
   people = np.unique(train_raw["identity"])
   if len(people) < 2:
     raise ValueError(f"triplet_vae: the training split has {len(people)} person(s); train and "
@@ -249,16 +251,17 @@ def prepare(config, splits: Splits) -> Prepared:
   tr, va = _take(train_raw, ~is_val), _take(train_raw, is_val)
   mean = lm.fit_mean(tr["x"])  # Sec. V-A: the training portion's mean, per dimension
   t = config.triplets
-  prepared = Prepared(train=_part(config, tr, mean, 0, t.num_train),
-                      val=_part(config, va, mean, 1, t.num_val),
-                      test=_part(config, test_raw, mean, 2, t.num_test), mean=mean,
-                      metadata=dict(md, num_train=int((~is_val).sum()), num_val=int(is_val.sum())))
+  prepared = Prepared(train=_part(config, info, tr, mean, 0, t.num_train),
+                      val=_part(config, info, va, mean, 1, t.num_val),
+                      test=_part(config, info, test_raw, mean, 2, t.num_test), mean=mean,
+                      metadata=dict(md, num_train=int((~is_val).sum()), num_val=int(is_val.sum())),
+                      info=info)
   if t.kind not in prepared.train.triplets:
-    raise ValueError(f"config.triplets.kind={t.kind!r}: {config.data.name} gives no such triplets")
+    raise ValueError(f"config.triplets.kind={t.kind!r}: {info.name} gives no such triplets")
   return prepared
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class PreparedSplits(Splits):
   """Method.data of the triplet VAE: the training and test parts' landmarks as sources (what
   the loop reads) and the whole preparation (the parts with their annotations and triplets, the
@@ -366,7 +369,7 @@ def make_method(config, data: Splits, *, objective=None, objectives=None) -> Met
                                  config.triplets.batch_size, ("landmarks", "neutral_landmarks", "weight"),
                                  seed_offset=1)
   data = PreparedSplits(ArraySource(prep.train.arrays()), ArraySource(prep.test.arrays()),
-                        dict(prep.metadata), prepared=prep)
+                        dict(prep.metadata), info=prep.info, prepared=prep)
   return Method(init=init, train_step=train_step, streams=streams,
                 evaluate=functools.partial(tv_eval.evaluate, model=model, config=config, represent=represent),
                 report=functools.partial(tv_eval.report, model=model, config=config, represent=represent),
