@@ -15,16 +15,14 @@ import json
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from affectjax import config as config_lib, experiment, train
 from affectjax.configs import dual_domain as dd_configs
+from affectjax.data.example import EMOTIONS
+from affectjax.evaluate import seeds as seeds_lib
 
-from affectjax import errors
-from affectjax import config as config_lib, train  # noqa: E402
-from affectjax.data.example import EMOTIONS  # noqa: E402
-from affectjax.evaluate import seeds as seeds_lib  # noqa: E402
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where the runs, tables.md and figures go.")
+flags.DEFINE_string("workdir", None, "Where the runs, tables.md and figures go.")
 _SIZE = flags.DEFINE_enum("size", "small", ["small", "paper", "tiny"],
                           "small: 32x32 CPU runs; paper: 224x224 ResNet-18 (GPU); tiny: a smoke test.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every run (0: config's).")
@@ -235,11 +233,7 @@ def fig5(workdir: str, path: str) -> str:
                    + [f"- {c.text}: {c.line()}" for c in claims.judged()] + [""])
 
 
-def main(argv):
-  del argv
-  train.quiet_console_logging()
-  workdir = _WORKDIR.value
-  os.makedirs(workdir, exist_ok=True)
+def main(workdir: str) -> str:
   parts = [f"# Dual-domain fusion on the {_SIZE.value} preset ({_SEEDS.value} seed(s)"
            f"{f', {_STEPS.value} steps' if _STEPS.value else ''})\n"]
   if "table3" in _ONLY.value:
@@ -256,12 +250,8 @@ def main(argv):
     parts.append(table4(workdir))
   if "fig5" in _ONLY.value:
     parts.append(fig5(workdir, os.path.join(workdir, "fig5_va_errors.png")))
-  text = "\n".join(parts)
-  with open(os.path.join(workdir, "tables.md"), "w") as f:
-    f.write(text)
-  print(text)
+  return "\n".join(parts)
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["workdir"])
-  app.run(errors.one_line(main))
+  experiment.run(main)

@@ -17,16 +17,14 @@ import json
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from affectjax import config as config_lib, experiment, train
 from affectjax.configs import ganmut as ganmut_configs
+from affectjax.affect.emotions import EMOTIONS
+from affectjax.evaluate import seeds
 
-from affectjax import errors
-from affectjax import config as config_lib, train  # noqa: E402
-from affectjax.affect.emotions import EMOTIONS  # noqa: E402
-from affectjax.evaluate import seeds  # noqa: E402
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where the runs and tables.md go.")
+flags.DEFINE_string("workdir", None, "Where the runs and tables.md go.")
 _SIZE = flags.DEFINE_enum("size", "small", ["small", "paper", "tiny"],
                           "small: 32x32 CPU runs; paper: 128x128 (GPU); tiny: a smoke test.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every run (0: config's).")
@@ -222,18 +220,9 @@ def tables(m: dict, nc: int = 7) -> str:
   return "\n".join(out)
 
 
-def main(argv):
-  del argv
-  train.quiet_console_logging()
-  workdir = _WORKDIR.value
-  os.makedirs(workdir, exist_ok=True)
-  m = run_all(workdir)
-  text = tables(m)
-  with open(os.path.join(workdir, "tables.md"), "w") as f:
-    f.write(text)
-  print(text)
+def main(workdir: str) -> str:
+  return tables(run_all(workdir))
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["workdir"])
-  app.run(errors.one_line(main))
+  experiment.run(main)

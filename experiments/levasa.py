@@ -21,17 +21,15 @@ import os
 import numpy as np
 from absl import app, flags
 
+from affectjax import config as config_lib, experiment, train
 from affectjax.configs import levasa as levasa_configs
+from affectjax.affect import ellipses as ell
+from affectjax.data import example, sources
+from affectjax.evaluate import figures, seeds
+from affectjax.evaluate.alignment import markdown_table
+from affectjax.methods.levasa.evaluate import PAPER_STEPS
 
-from affectjax import errors
-from affectjax import config as config_lib, train  # noqa: E402
-from affectjax.affect import ellipses as ell  # noqa: E402
-from affectjax.data import example, sources  # noqa: E402
-from affectjax.evaluate import figures, seeds  # noqa: E402
-from affectjax.evaluate.alignment import markdown_table  # noqa: E402
-from affectjax.methods.levasa.evaluate import PAPER_STEPS  # noqa: E402
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
+flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every model (0: config's).")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny models and data (a smoke test, not a result).")
 _SEED = flags.DEFINE_integer("seed", 0, "config.seed of the first run of each model.")
@@ -339,13 +337,9 @@ def combined_figures(workdir: str):
   figures.plot_reconstructions(os.path.join(workdir, "reconstructions.png"), rows, value_range=(-1, 1))
 
 
-def main(argv):
-  del argv
+def main(workdir: str) -> str:
   if _SEEDS.value < 1:
     raise app.UsageError(f"--seeds={_SEEDS.value} must be >= 1")
-  train.quiet_console_logging()
-  workdir = _WORKDIR.value
-  os.makedirs(workdir, exist_ok=True)
   from affectjax.data import synthetic
   synthetic.save_emotion_grid(os.path.join(workdir, "synthetic_faces.png"), seed=_SEED.value)
   area = reference_figure(workdir)
@@ -354,12 +348,8 @@ def main(argv):
   else:
     summaries, steps = run_all(workdir)
     combined_figures(workdir)
-  text = tables(summaries, area, steps)
-  with open(os.path.join(workdir, "tables.md"), "w") as f:
-    f.write(text)
-  print(text)
+  return tables(summaries, area, steps)
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["workdir"])
-  app.run(errors.one_line(main))
+  experiment.run(main)

@@ -16,17 +16,15 @@ import json
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from affectjax import config as config_lib, experiment, train
 from affectjax.configs import triplet_vae as tv_configs
+from affectjax.data.example import EMOTIONS
+from affectjax.evaluate import seeds as seeds_lib
+from affectjax.methods.triplet_vae import evaluate as ev
 
-from affectjax import errors
-from affectjax import config as config_lib, train  # noqa: E402
-from affectjax.data.example import EMOTIONS  # noqa: E402
-from affectjax.evaluate import seeds as seeds_lib  # noqa: E402
-from affectjax.methods.triplet_vae import evaluate as ev  # noqa: E402
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
+flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every model (0: the paper's 100,000).")
 _SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per model (config.seed = 0..K-1).")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny models and data (a smoke test, not a result).")
@@ -151,20 +149,12 @@ def figures(workdir: str, results: dict):
   return paths
 
 
-def main(argv):
-  del argv
-  workdir = _WORKDIR.value
-  os.makedirs(workdir, exist_ok=True)
+def main(workdir: str) -> str:
   results = run_all(workdir)
-  text = tables(results)
-  with open(os.path.join(workdir, "tables.md"), "w") as f:
-    f.write(text)
-  print(text)
-  for p in figures(workdir, results):
-    print("figure:", p)
-  print("traversals:", os.path.join(workdir, "<setting>", "seed0", "<model>", "traversals.png"))
+  lines = [f"figure: {p}" for p in figures(workdir, results)]
+  lines.append("traversals: " + os.path.join(workdir, "<setting>", "seed0", "<model>", "traversals.png"))
+  return tables(results) + "\n\n" + "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["workdir"])
-  app.run(errors.one_line(main))
+  experiment.run(main)
