@@ -28,7 +28,7 @@ leaves its players as they were and reports zeros for its metrics.
 Objectives are injectable the same way for every method: from Python,
 `train.train_and_evaluate(config, workdir, objective=fn)` (a method with one phase) or
 `objectives={phase: fn}`; from the command line `--config.loss.fn=package.module:function` (the
-method's first phase) and `--config.loss.<phase>_fn=...` for the others (GANmut: d_fn, g_fn).
+method's first phase) and `--config.loss.<phase>_fn=...` for the others (GANmut: g_fn).
 """
 from __future__ import annotations
 

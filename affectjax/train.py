@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import shutil
 import time
 from typing import Any, Optional
@@ -63,21 +62,9 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
-SEED_DIR = "seed_{}"  # a K-seed run's per-seed report directory (seed_report_dir, run_workdir)
-
-
 def seed_report_dir(workdir: str, i: int) -> str:
-  """Where seed i of a K-seed run is evaluated and reported."""
-  return os.path.join(workdir, SEED_DIR.format(i))
-
-
-def run_workdir(workdir: str) -> str:
-  """The run's workdir for a per-seed report directory (workdir/seed_<i>/ of a K-seed run: the
-  parent, where artefacts shared by the seeds, such as an evaluator, belong), else workdir."""
-  parent, name = os.path.split(os.path.normpath(workdir))
-  is_seed_dir = (re.fullmatch(SEED_DIR.format(r"\d+"), name)
-                 and os.path.isdir(os.path.join(parent, "checkpoints")))
-  return parent if is_seed_dir else workdir
+  """Where seed i of a K-seed run is evaluated and reported (workdir_lib.run_workdir inverts it)."""
+  return os.path.join(workdir, workdir_lib.SEED_DIR.format(i))
 
 
 def finished(config, workdir: str) -> bool:
@@ -607,7 +594,7 @@ def train_prerequisites(method, workdir: str) -> None:
   """Trains (or resumes) every run the method's evaluation needs (Method.prerequisites) that is
   not already in its directory, and lets the method save its result there."""
   for pre in method.prerequisites:
-    d = pre.workdir(run_workdir(workdir))
+    d = pre.workdir(workdir_lib.run_workdir(workdir))
     if pre.ready(d):
       continue
     print(f"training {pre.name} in {d} (this run's evaluation needs it)", flush=True)
@@ -622,7 +609,8 @@ def _train_and_evaluate(config, workdir: str, **overrides):
   if os.path.isdir(ckpt_dir) and any(d.isdigit() for d in os.listdir(ckpt_dir)):
     workdir_lib.check_resume_config(workdir, config)  # before data is loaded or anything compiled
   s = _build(config, **overrides)  # validated by train_and_evaluate, before the workdir
-  train_prerequisites(s.method, workdir)
+  if s.method.evaluate is not None or s.method.report is not None:  # what evaluation needs, only
+    train_prerequisites(s.method, workdir)
   state, start = restore_or_init(s, workdir, ckpt_dir)
   if start > c.num_steps:
     raise WorkdirError(

@@ -265,11 +265,14 @@ def quiet_disk_error_logs() -> None:
   sys.unraisablehook = _ignore_closed_loop
 
 
+SEED_DIR = "seed_{}"  # a K-seed run's per-seed report directory (train.seed_report_dir)
+
+
 def run_workdir(workdir: str) -> str:
   """The run's workdir for a per-seed report directory (workdir/seed_<i>/ of a K-seed run, a
   folder beside the run's checkpoints/: the parent, where artefacts shared by the seeds, such as
   an evaluator, belong), else workdir."""
   parent, name = os.path.split(os.path.normpath(workdir))
-  is_seed_dir = (re.fullmatch(r"seed_\d+", name)
+  is_seed_dir = (re.fullmatch(SEED_DIR.format(r"\d+"), name)
                  and os.path.isdir(os.path.join(parent, "checkpoints")))
   return parent if is_seed_dir else workdir

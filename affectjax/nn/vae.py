@@ -11,8 +11,6 @@ Two architectures:
 from typing import Sequence
 
 import flax.linen as nn
-import jax
-import jax.numpy as jnp
 
 from affectjax.nn import reparam
 from affectjax.nn import cpu  # nn.Conv with XLA:CPU's fast formulation of small outputs

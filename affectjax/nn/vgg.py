@@ -1,6 +1,6 @@
 """The VGG-style classifier family (nn/classifier.py) behind ResNet18's interface: x -> (logits,
 VA or None, penultimate features), so dual-domain fusion (dual_domain_fusion.md) and the GANmut
-evaluator it trains (methods/ganmut_classifier.py) use either backbone through one code path."""
+evaluator it trains (methods/ganmut/classifier.py) use either backbone through one code path."""
 from __future__ import annotations
 
 import flax.linen as nn
