@@ -1,6 +1,5 @@
 """AFEW-VA, Aff-Wild, IMFDB, BU-3DFE, BP4D and MorphSet builders on fixtures in their real formats."""
 import numpy as np
-import pytest
 
 import fixtures_real as fx
 from affectjax.data import builders

@@ -97,8 +97,9 @@ def _conv_count(fn, *args):
   return jaxpr.count("conv_general_dilated")
 
 
-@pytest.mark.parametrize("size", [64, pytest.param(128, marks=pytest.mark.skipif(
-    not os.environ.get("AFFECTJAX_SLOW"), reason="the 128 px networks: AFFECTJAX_SLOW=1"))])
+@pytest.mark.skipif(not os.environ.get("AFFECTJAX_SLOW"),
+                    reason="StarGAN's whole networks, 40 s (the patch products' unit tests run): AFFECTJAX_SLOW=1")
+@pytest.mark.parametrize("size", [64, 128])
 def test_stargan_networks_equal_with_and_without_the_cpu_path(size, monkeypatch):
   """G and D (the real depth; narrow widths), same parameter trees, outputs, gradients, and the
   WGAN-GP penalty's gradient with respect to D's parameters (second order)."""
@@ -141,6 +142,7 @@ def test_gpu_tracing_keeps_lax_convolutions(monkeypatch):
   assert str(jax.make_jaxpr(gen.apply)(g_params, x, jnp.zeros((1, 2)))).count("lhs_dilation=(2, 2)") == 2
 
 
+@pytest.mark.skipif(not os.environ.get("AFFECTJAX_SLOW"), reason="whole networks, 30 s (the patch products' unit tests run): AFFECTJAX_SLOW=1")
 def test_vae_and_rbvae_networks_equal_with_and_without_the_cpu_path(monkeypatch):
   """LeVAsa's conv VAE (64x64: 4x4 maps at the encoder's end and decoder's start) and Rb-VAE's
   encoder (its 4x4 trunk level): same parameters, values and gradients either way."""

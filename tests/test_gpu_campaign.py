@@ -2,7 +2,6 @@
 archive under the size limit with the tables, metrics and figures of a 3-seed GANmut run, and a
 summary that parses; its arithmetic (ratios, the step count, the archive's size cap, timeouts)
 against hand-computed values. The dry run over every timing item takes minutes: AFFECTJAX_SLOW=1."""
-import argparse
 import importlib.util
 import json
 import os

@@ -8,6 +8,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 import orbax.checkpoint as ocp
 
 from affectjax import train
@@ -29,7 +30,7 @@ def _main(workdir, steps, nproc, report=True):
           "--config.train.checkpoint_every=5", "--config.eval.max_train_examples=64",
           f"--config.train.report={report}"]
   port = _free_port()
-  pod = [f"--distributed", f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={nproc}"]
+  pod = ["--distributed", f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={nproc}"]
   procs = [subprocess.Popen(args + (pod + [f"--process_id={i}"] if nproc > 1 else []), cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
            for i in range(nproc)]
@@ -49,6 +50,7 @@ def _params(workdir, step):
   return jax.tree.leaves(mgr.restore(step, args=ocp.args.StandardRestore(target))["params"])
 
 
+@pytest.mark.skipif(not os.environ.get("AFFECTJAX_SLOW"), reason="four 1-minute process launches; tests/test_contract.py checks every method on 8 devices: AFFECTJAX_SLOW=1")
 def test_two_processes_train_checkpoint_resume_and_report_like_one(tmp_path, monkeypatch):
   pod = tmp_path / "pod"
   first = _main(pod, 10, 2, report=False)

@@ -298,6 +298,7 @@ def test_every_variant_traces_with_its_players_and_baseline_objectives_compose()
   np.testing.assert_allclose(met_dip["dip"], expected, rtol=1e-3)
 
 
+@pytest.mark.skipif(not os.environ.get("AFFECTJAX_SLOW"), reason="tests/test_contract.py injects an objective into every method, test_resume a bad name: AFFECTJAX_SLOW=1")
 def test_an_injected_objective_and_a_bad_name():
   # config.loss.fn names the variant's objective (here the VAE's, scaled by 2 for every player):
   # the first step's loss doubles; a name that does not import is one ConfigError line.

@@ -66,18 +66,7 @@ def recon_only(params, aux, batch, key, step, ctx):
 
 def test_a_loss_passed_as_the_readme_says_replaces_the_default(tmp_path):
   (tmp_path / "my_losses.py").write_text(_MY_LOSS)
-  sys.path.insert(0, str(tmp_path))
-  try:
-    import my_losses
-    # Python: train_and_evaluate(config, workdir, objective=...)
-    mine = train.train_and_evaluate(_levasa(train__num_steps=5), str(tmp_path / "py"),
-                                    objective=my_losses.recon_only)[0]
-  finally:
-    sys.path.remove(str(tmp_path))
-  zero = train.train_and_evaluate(_levasa(train__num_steps=5, loss__kl_weight=0.0, loss__va_weight=0.0),
-                                  str(tmp_path / "zero"))[0]
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-               jax.tree.map(np.asarray, mine.params), jax.tree.map(np.asarray, zero.params))
+  # (Python's objective= is tests/test_contract.py's injection, on every method)
   # command line: --config.loss.fn=module:function
   env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
   res = subprocess.run([sys.executable, "-m", "affectjax.main", "--config=configs/levasa.py:tiny",
