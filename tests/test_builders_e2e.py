@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_levasa_trains_on_affectnet_fixture(tmp_path):
   fx.write_affectnet_bench(str(tmp_path / "manual"), 24, 32)
   env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
-             XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+             XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
              TF_CPP_MIN_LOG_LEVEL="2")
   cmd = [sys.executable, "-m", "affectjax.main", "--config=configs/levasa.py:tiny",
          f"--workdir={tmp_path / 'wd'}", "--config.data.name=affectnet",

@@ -100,7 +100,7 @@ def on_eight_devices(name, tmp_path):
   """(leaves, losses) of STEPS SGD steps of `name`'s one-seed run of seed 1 (one_seed_reference)
   on 8 fake devices (a subprocess)."""
   (tmp_path / "run.py").write_text(_DEVICES_SCRIPT.format(repo=REPO, tests=os.path.join(REPO, "tests")))
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+  env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
   subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "out.npz"), name],
                  env=env, check=True, cwd=REPO)
   got = np.load(tmp_path / "out.npz")

@@ -24,7 +24,7 @@ def _free_port() -> int:
 
 def _main(workdir, steps, nproc, report=True):
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
-             XLA_FLAGS="--xla_force_host_platform_device_count=1")
+             XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1")
   args = [sys.executable, "-m", "affectjax.main", "--config=configs/levasa.py:tiny",
           f"--workdir={workdir}", f"--config.train.num_steps={steps}",
           "--config.train.checkpoint_every=5", "--config.eval.max_train_examples=64",

@@ -93,7 +93,7 @@ def test_verify_dataset_prints_one_line_and_exits_1(damaged, how, tmp_path, caps
 def test_training_on_corrupt_images_ends_in_one_line(damaged, tmp_path):
   """python -m affectjax.main on an AffectNet copy whose images are all corrupt."""
   env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
-             XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+             XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
              TF_CPP_MIN_LOG_LEVEL="2")
   cmd = [sys.executable, "-m", "affectjax.main", "--config=configs/levasa.py:tiny",
          f"--workdir={tmp_path / 'wd'}", "--config.data.name=affectnet",

@@ -76,7 +76,7 @@ def test_shared_data_order_seed_one_is_the_one_seed_run_of_its_keys():
 
 
 def test_nan_in_one_seed_names_it_keeps_the_checkpoint_and_the_run_resumes_exactly(tmp_path, monkeypatch):
-  whole = train.train_and_evaluate(make_config("levasa", train__num_seeds=2), str(tmp_path / "whole"))
+  whole, _ = run_steps(train.setup(make_config("levasa", train__num_seeds=2)), 20)
 
   # A NaN image in seed 1's batch of step 13: seed 1 diverges, seed 0 does not.
   real_batches = train.input_batches
@@ -103,7 +103,7 @@ def test_nan_in_one_seed_names_it_keeps_the_checkpoint_and_the_run_resumes_exact
   # The same command again resumes from step 10 and ends where the uninterrupted run ended.
   resumed = train.train_and_evaluate(make_config("levasa", train__num_seeds=2, train__report=True),
                                      workdir)
-  jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, whole[0].params),
+  jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, whole.params),
                jax.tree.map(np.asarray, resumed[0].params))
 
   # metrics.jsonl: each seed's loss and their mean
