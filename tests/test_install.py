@@ -3,6 +3,7 @@ package, --config=configs/<method>.py finds the installed file, and no library c
 of the repository."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,10 +11,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_non_editable_install_trains_from_another_directory(tmp_path):
-  site, run = tmp_path / "site", tmp_path / "elsewhere"
+  site, run, src = tmp_path / "site", tmp_path / "elsewhere", tmp_path / "src"
   run.mkdir()
+  # from a copy: setuptools builds in the source tree (build/, *.egg-info), which would leave a
+  # stale copy of deleted modules in the repository for the next install to pick up
+  shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", "runs", ".venv"))
   subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                  "--target", str(site), REPO], check=True, cwd=run, capture_output=True)
+                  "--target", str(site), str(src)], check=True, cwd=run, capture_output=True)
   env = dict(os.environ, PYTHONPATH=str(site), JAX_PLATFORMS="cpu")
   check = ("import affectjax, affectjax.configs as c; "
            "assert affectjax.__file__.startswith(%r), affectjax.__file__; "
