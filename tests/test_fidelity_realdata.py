@@ -39,6 +39,7 @@ def test_triplet_vae_svm_has_no_scaler_by_default_and_the_switch_adds_it():
   x_te, y_te = _svm_problem(seed=1)
   config = load_config("triplet_vae", "tiny")
   assert config.eval.svm_standardize is False  # the paper's default (Sec. V-B)
+  config.eval.svm_c = 1.0  # fixed, as the references below
   plain = ev.scores(x_tr, x_te, _prep(y_tr, y_te), config)["accuracy"]
   expect = np.mean(LinearSVC(C=1.0, max_iter=20000).fit(x_tr, y_tr).predict(x_te) == y_te)
   assert plain == pytest.approx(expect) and plain < 0.8  # the tiny feature is out of reach

@@ -178,7 +178,7 @@ def test_probes_against_numpy():
   feats[lab == 2] = feats[lab == 1][:50]
   lab_sc = np.repeat([0, 1, 2], 10)
   f_sc = np.where(lab_sc[:, None] == 0, -5.0, 5.0)
-  r = probes.linear_classifier_recall(feats, lab, f_sc, lab_sc, [0, 1, 2])
+  r = probes.linear_classifier((feats, lab), (f_sc, lab_sc))
   assert r["per_class"][0] == 1.0
   assert r["per_class"][1] + r["per_class"][2] == pytest.approx(1.0)  # one of them gets the 20
   assert r["accuracy"] == pytest.approx(20 / 30)

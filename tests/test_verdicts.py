@@ -1,5 +1,6 @@
 """Verdicts over seeds: paired and Welch t-tests equal scipy's, Holm's adjustment a hand-computed
 case, the seeds-needed power calculation textbook values, and the experiments' claim lists."""
+import functools
 import importlib.util
 import math
 import os
@@ -59,6 +60,7 @@ def test_judge_directions_correction_and_lines():
   assert judged[3].line().startswith("inconclusive (n = 1 / 1")
 
 
+@functools.cache
 def _experiment(name):
   spec = importlib.util.spec_from_file_location(f"exp_{name}", os.path.join(REPO, "experiments", f"{name}.py"))
   module = importlib.util.module_from_spec(spec)
@@ -74,3 +76,28 @@ def test_rbvae_claims_are_judged_together():
   assert "- sRb-VAE (e) beats VAE: holds: A - B = -0.0" in text
   assert "- sRb-VAE: e predicts the target factors better than z: holds" in text
   assert "Holm" in text and "n = 3 / 3" in text
+
+
+def test_rbvae_sweep_chooses_on_the_fit_split_never_on_the_scored_one(tmp_path):
+  """--sweep picks each baseline's value by the selection probe (fit split only): the scored
+  numbers favour beta = 1, the selection numbers beta = 5; permuting what the scored split says
+  (here: swapping its numbers between the two values) changes nothing."""
+  import json
+  from absl import flags
+  rbvae = _experiment("rbvae")
+  def write(scored):
+    for reg, sel in (("1", 0.09), ("5", 0.06)):
+      for seed in range(2):
+        d = rbvae.run_dir(str(tmp_path), "digits", "beta_vae", seed, reg)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "rbvae_metrics.json"), "w") as fh:
+          json.dump({"metrics": {"main/mae_avg": scored[reg], "select/main/mae_avg": sel + 0.001 * seed}}, fh)
+  flags.FLAGS(["rbvae", "--sweep=1,5", "--seeds=2", "--only=none"])
+  try:
+    write({"1": 0.05, "5": 0.10})
+    runs, chosen = rbvae.collect(str(tmp_path), "digits")
+    assert chosen["beta_vae"] == "5" and runs["beta_vae"][0]["main/mae_avg"] == 0.10
+    write({"1": 0.10, "5": 0.05})
+    assert rbvae.collect(str(tmp_path), "digits")[1]["beta_vae"] == "5"
+  finally:
+    flags.FLAGS.unparse_flags()

@@ -1,5 +1,6 @@
-"""LeVAsa probes with scikit-learn: VA regressive power (levasa.md Table 2) and categorical emotion
-predictive power (Table 3), fitted on a training split and scored on a held-out split.
+"""The probes every method's evaluation uses (scikit-learn), fitted on one split and scored on a
+held-out one: LeVAsa's VA regressive power (levasa.md Table 2) and categorical emotion predictive
+power (Table 3); below, the linear probes shared by every method.
 
 Inputs are standardised with statistics of the training split only (the original notebook called
 preprocessing.scale without using its result, so its probes saw raw latents; and its Table 2 grid
@@ -170,22 +171,158 @@ def pool_images(images, max_side: int) -> np.ndarray:
   return images[:, :h2 * f, :w2 * f].reshape(n, h2, f, w2, f, -1).mean(axis=(2, 4))
 
 
-# ---------------------------------------------------------------- linear probes (Rb-VAE Table 1)
+# ---------------------------------------------------------------- linear probes, every method
+#
+# Each question is asked by one probe, whichever method's features it reads: a linear classifier
+# (multinomial logistic regression, or the triplet VAE paper's linear SVM), ridge R^2, identity
+# leakage, reconstruction against the best constant. Three roles of data: a probe is fitted on
+# `fit`, its regularisation chosen on `select` (given, or every SELECT_EVERY-th row of `fit` per
+# class), and it is scored on `score`, which no choice ever reads. The chosen value is returned
+# beside the score so a caller can show (and a test can check) what was chosen.
+
+C_GRID = tuple(float(c) for c in 10.0 ** np.arange(-3, 4))      # inverse regularisation, 1e-3..1e3
+ALPHA_GRID = tuple(float(a) for a in 10.0 ** np.arange(-3, 4))  # ridge penalty, 1e-3..1e3
+SELECT_EVERY = 4  # a quarter of the fit rows choose the regularisation when no select split is given
+
+
+def select_rows(groups) -> np.ndarray:
+  """bool [N]: the rows that choose a probe's regularisation when no selection split is given,
+  every SELECT_EVERY-th row of each group (class or person; one group for a regression), in
+  row order: deterministic, and every group on both sides when it has SELECT_EVERY rows."""
+  groups = np.asarray(groups)
+  out = np.zeros(len(groups), bool)
+  for g in np.unique(groups):
+    rows = np.flatnonzero(groups == g)
+    out[rows[SELECT_EVERY - 1::SELECT_EVERY]] = True
+  return out
+
+
+def _classifier(kind: str, c: float, standardize: bool, seed: int):
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.svm import LinearSVC
+  if kind == "logistic":
+    model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+  elif kind == "svm":  # one-vs-rest, one classifier per class (the triplet VAE paper's SVM)
+    model = LinearSVC(C=c, max_iter=20000, random_state=seed)
+  else:
+    raise ValueError(f"probe kind must be 'logistic' or 'svm'; got {kind!r}")
+  return make_pipeline(StandardScaler(), model) if standardize else make_pipeline(model)
+
+
+def _xy(pair, labelled=True):
+  x, y = pair
+  x, y = np.asarray(x, np.float64).reshape(len(x), -1), np.asarray(y)
+  keep = y >= 0 if labelled else np.ones(len(y), bool)
+  return x[keep], y[keep]
+
+
+def fit_linear_classifier(fit, select=None, *, kind: str = "logistic", standardize: bool = True,
+                          grid=C_GRID, seed: int = 0):
+  """(fitted sklearn pipeline, chosen C) of a linear classifier of fit = (x [N, d], labels [N]);
+  C is the grid value with the best accuracy on `select` (ties: the smaller C, i.e. the stronger
+  regularisation), the model then refitted on all of `fit`. Rows with label < 0 are dropped.
+  None when fit has fewer than two classes."""
+  x, y = _xy(fit)
+  if len(np.unique(y)) < 2:
+    return None, float("nan")
+  if select is None:
+    sel = select_rows(y)
+    (xf, yf), (xs, ys) = (x[~sel], y[~sel]), (x[sel], y[sel])
+  else:
+    (xf, yf), (xs, ys) = (x, y), _xy(select)
+  best_c = grid[0] if len(grid) == 1 else None
+  if best_c is None and (len(np.unique(yf)) < 2 or len(ys) == 0):
+    best_c = 1.0  # too few rows to choose from: sklearn's default
+  if best_c is None:
+    acc = [np.mean(_fit_quietly(_classifier(kind, c, standardize, seed), xf, yf).predict(xs) == ys)
+           for c in grid]
+    best_c = grid[int(np.argmax(acc))]  # argmax: the first (smallest C) of ties
+  return _fit_quietly(_classifier(kind, best_c, standardize, seed), x, y), float(best_c)
+
+
+def linear_classifier(fit, score, select=None, *, kind: str = "logistic", standardize: bool = True,
+                      grid=C_GRID, seed: int = 0) -> dict:
+  """A linear classifier fitted on `fit`, C chosen on `select` (fit_linear_classifier), scored on
+  score = (x, labels): {'accuracy', 'per_class': {class: recall}, 'mean_recall', 'C'}; rows with
+  label < 0 dropped; NaNs when fit has fewer than two classes or score no labelled row."""
+  model, c = fit_linear_classifier(fit, select, kind=kind, standardize=standardize, grid=grid, seed=seed)
+  xs, ys = _xy(score)
+  classes = np.unique(_xy(fit)[1])
+  if model is None or len(ys) == 0:
+    return {"accuracy": float("nan"), "per_class": {int(k): float("nan") for k in classes},
+            "mean_recall": float("nan"), "C": c}
+  pred = model.predict(xs)
+  per_class = {int(k): float(np.mean(pred[ys == k] == k)) if np.any(ys == k) else float("nan")
+               for k in classes}
+  return {"accuracy": float(np.mean(pred == ys)), "per_class": per_class,
+          "mean_recall": float(np.nanmean(list(per_class.values()))), "C": c}
+
+
+def ridge_r2(fit, score, select=None, *, grid=ALPHA_GRID) -> dict:
+  """R^2 on `score` of a ridge regression per target column on standardised features (scaler and
+  model fitted on `fit`), its penalty chosen per column by R^2 on `select` (or every
+  SELECT_EVERY-th fit row). fit, score, select: (x [N, d], targets [N, T]); rows with a
+  non-finite target are dropped per column. {'r2': [T], 'mean': mean over scored columns,
+  'alpha': [T]}; a column with fewer than 2 rows or no variance on a side is NaN."""
+  from sklearn.linear_model import Ridge
+  from sklearn.metrics import r2_score
+  (xf, tf), (xs, ts) = ((np.asarray(x, np.float64).reshape(len(x), -1),
+                         np.asarray(t, np.float64).reshape(len(t), -1)) for x, t in (fit, score))
+  if select is None:
+    sel = select_rows(np.zeros(len(xf)))
+    (xf, tf), (xv, tv) = (xf[~sel], tf[~sel]), (xf[sel], tf[sel])
+    refit = (np.concatenate([xf, xv]), np.concatenate([tf, tv]))
+  else:
+    xv, tv = (np.asarray(a, np.float64).reshape(len(a), -1) for a in select)
+    refit = (xf, tf)
+  model = lambda a: make_pipeline(StandardScaler(), Ridge(alpha=a))
+  r2, alphas = [], []
+  for j in range(tf.shape[1]):
+    f, v, s, rf = (np.isfinite(t[:, j]) for t in (tf, tv, ts, refit[1]))
+    if f.sum() < 2 or s.sum() < 2 or np.var(ts[s, j]) == 0:
+      r2.append(float("nan")), alphas.append(float("nan"))
+      continue
+    if len(grid) == 1:
+      a = grid[0]
+    elif v.sum() >= 2 and np.var(tv[v, j]) > 0:
+      on_select = [r2_score(tv[v, j], model(a).fit(xf[f], tf[f, j]).predict(xv[v])) for a in grid]
+      a = grid[int(np.argmax(on_select))]
+    else:
+      a = 1.0  # nothing to choose on: sklearn's default
+    pred = model(a).fit(refit[0][rf], refit[1][rf, j]).predict(xs[s])
+    r2.append(float(r2_score(ts[s, j], pred))), alphas.append(float(a))
+  finite = [v for v in r2 if np.isfinite(v)]
+  return {"r2": r2, "mean": float(np.mean(finite)) if finite else float("nan"), "alpha": alphas}
+
+
+def identity_leakage(x, identity, *, seed: int = 0) -> dict:
+  """How much identity a representation holds: a logistic identity classifier over one set of
+  faces, fitted on alternate faces of each person (the 1st, 3rd, ...), scored on the others, C
+  chosen on every SELECT_EVERY-th fitting face of each person. {'accuracy', 'chance' (1 over the
+  people), 'C'}; NaN with fewer than two people."""
+  identity = np.asarray(identity)
+  fit = np.zeros(len(identity), bool)
+  for p in np.unique(identity):
+    fit[np.flatnonzero(identity == p)[::2]] = True
+  ids = np.unique(identity, return_inverse=True)[1]
+  x = np.asarray(x, np.float64).reshape(len(x), -1)
+  r = linear_classifier((x[fit], ids[fit]), (x[~fit], ids[~fit]), seed=seed)
+  return {"accuracy": r["accuracy"], "chance": 1.0 / max(len(np.unique(identity)), 1), "C": r["C"]}
+
+
+def reconstruction_mae(x, x_hat) -> dict:
+  """{'mae', 'constant_mae'}: mean absolute error of images in [-1, 1] on the [0, 1] scale, and
+  that of the best constant image (the set's per-pixel median, the L1 optimum of a constant): a
+  model at the constant's level has learnt nothing of its input."""
+  x = np.asarray(x, np.float64)
+  mae = lambda a, b: float(np.mean(np.abs(a - b)) / 2.0)
+  return {"mae": mae(x, np.asarray(x_hat, np.float64)),
+          "constant_mae": mae(x, np.median(x, axis=0, keepdims=True))}
+
 
 def linear_regression_mae(x_fit, y_fit, x_score, y_score) -> np.ndarray:
-  """MAE per target of least-squares linear regressors (with intercept) fitted on x_fit."""
+  """MAE per target of least-squares linear regressors (with intercept) fitted on x_fit: Rb-VAE's
+  Table 1 regressors, unregularised, so nothing to choose."""
   from sklearn.linear_model import LinearRegression
   model = LinearRegression().fit(x_fit, y_fit)
   return np.mean(np.abs(model.predict(x_score) - y_score), axis=0)
-
-
-def linear_classifier_recall(x_fit, y_fit, x_score, y_score, classes, seed: int = 0) -> dict:
-  """Per-class accuracy (recall of each class in `classes`) of a multinomial logistic regression
-  on standardised features, and the predictions' overall accuracy."""
-  from sklearn.linear_model import LogisticRegression
-  model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-  model.fit(x_fit, y_fit)
-  pred = model.predict(x_score)
-  out = {int(c): float(np.mean(pred[y_score == c] == c)) if np.any(y_score == c) else float("nan")
-         for c in classes}
-  return {"per_class": out, "accuracy": float(np.mean(pred == y_score))}

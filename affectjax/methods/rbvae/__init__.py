@@ -3,7 +3,7 @@ players, the reference set and the probe splits, the method), objective.py (Eq. 
 VAE family reusable with any encoder and decoder), evaluate.py (Table 1's probes, Figs. 3-4, the
 report)."""
 from affectjax.methods.rbvae.evaluate import (  # noqa: F401
-    DIGIT_COLUMNS, FACTOR_RANGES, evaluate, figures, normalized_factors, pixel_mae,
+    DIGIT_COLUMNS, FACTOR_RANGES, evaluate, figures, normalized_factors,
     reconstruction_check, report, table_row_markdown)
 from affectjax.methods.rbvae.method import (  # noqa: F401
     NEEDS,

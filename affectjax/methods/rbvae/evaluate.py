@@ -21,7 +21,7 @@ from affectjax.data import source as source_lib
 from affectjax.data.source import ArraySource
 from affectjax.data.sources import Splits
 from affectjax.evaluate.figures import image_grid, save_grid
-from affectjax.evaluate.probes import linear_classifier_recall, linear_regression_mae
+from affectjax.evaluate import probes
 
 # Style-digit factors mapped to [0, 1] for the MAE of Table 1 (an assumption: the paper's MAEs,
 # .03-.1, are only possible on such a scale): scale s in [0.5, 1], width k in 1..10, colour c/|c|_1.
@@ -77,11 +77,6 @@ def _feature_sets(f):
 RECON_EXAMPLES = 256  # images per set for the reconstruction check
 
 
-def pixel_mae(x, x_hat) -> float:
-  """Mean absolute error of images in [-1, 1], on the [0, 1] intensity scale."""
-  return float(np.mean(np.abs(np.asarray(x, np.float64) - np.asarray(x_hat, np.float64))) / 2.0)
-
-
 def reconstruction_check(state, data: Splits, *, config, represent, generate) -> dict:
   """Pixel MAE of reconstructions of unlabelled (probe_score) and reference (training) images,
   beside the best constant image (the set's per-pixel median, the L1 optimum of a constant).
@@ -101,14 +96,16 @@ def reconstruction_check(state, data: Splits, *, config, represent, generate) ->
     if "e" in f and name == "unlabelled":
       inputs["e"] = f["e"]
     x_hat = batched(lambda b: generate(state, b), inputs, config.eval.batch_size)
-    out[f"recon/{name}_mae"] = pixel_mae(x, x_hat)
-    out[f"recon/{name}_constant_mae"] = pixel_mae(x, np.median(x, axis=0, keepdims=True))
+    r = probes.reconstruction_mae(x, x_hat)
+    out[f"recon/{name}_mae"], out[f"recon/{name}_constant_mae"] = r["mae"], r["constant_mae"]
   return out
 
 
 def evaluate(state, data: Splits, workdir: str, *, config, represent, generate) -> dict:
   """Table 1's numbers for this model (keys: '<feature>/<metric>'), plus the reconstruction
-  check and the faces' extras."""
+  check and the faces' extras. 'select/<feature>/<avg>' is the same probe fitted on three
+  quarters of the fit split and scored on its other quarter (probes.select_rows): what a choice
+  between models (experiments/rbvae.py's --sweep) reads, so that no choice reads the test split."""
   fit_f, fit_fields = _features(state, data.probe_fit, represent, config)
   sc_f, sc_fields = _features(state, data.test, represent, config)
   names = tuple(data.info.factor_names)
@@ -119,10 +116,13 @@ def evaluate(state, data: Splits, workdir: str, *, config, represent, generate) 
     y_fit = normalized_factors(fit_fields["factors"][:, cols], [n for _, n in DIGIT_COLUMNS])
     y_sc = normalized_factors(sc_fields["factors"][:, cols], [n for _, n in DIGIT_COLUMNS])
     for feat in sets_fit:
-      mae = linear_regression_mae(sets_fit[feat], y_fit, sets_sc[feat], y_sc)
+      mae = probes.linear_regression_mae(sets_fit[feat], y_fit, sets_sc[feat], y_sc)
       for (col, _), v in zip(DIGIT_COLUMNS, mae):
         out[f"{feat}/mae_{col}"] = float(v)
       out[f"{feat}/mae_avg"] = float(np.mean(mae))
+      sel = probes.select_rows(np.zeros(len(y_fit)))  # the same probe within the fit split
+      out[f"select/{feat}/mae_avg"] = float(np.mean(probes.linear_regression_mae(
+          sets_fit[feat][~sel], y_fit[~sel], sets_fit[feat][sel], y_fit[sel])))
     # chance: predicting the fit split's mean
     out["chance/mae_avg"] = float(np.mean(np.abs(y_sc - y_fit.mean(0))))
     return out
@@ -133,12 +133,17 @@ def evaluate(state, data: Splits, workdir: str, *, config, represent, generate) 
   for feat in sets_fit:
     if len(classes) < 2:
       break
-    r = linear_classifier_recall(sets_fit[feat][keep_fit], lab_fit[keep_fit],
-                                 sets_sc[feat][keep_sc], lab_sc[keep_sc], classes, config.seed)
+    r = probes.linear_classifier((sets_fit[feat][keep_fit], lab_fit[keep_fit]),
+                                 (sets_sc[feat][keep_sc], lab_sc[keep_sc]), seed=config.seed)
     for c, v in r["per_class"].items():
       out[f"{feat}/acc_{EMOTIONS[c]}"] = v
-    out[f"{feat}/acc_avg"] = float(np.nanmean(list(r["per_class"].values())))
+    out[f"{feat}/acc_avg"] = r["mean_recall"]
     out[f"{feat}/accuracy"] = r["accuracy"]
+    out[f"{feat}/acc_C"] = r["C"]  # chosen on the fit split's selection rows
+    x, y = sets_fit[feat][keep_fit], lab_fit[keep_fit]
+    sel = probes.select_rows(y)  # the same probe within the fit split
+    out[f"select/{feat}/acc_avg"] = probes.linear_classifier(
+        (x[~sel], y[~sel]), (x[sel], y[sel]), seed=config.seed)["mean_recall"]
   if len(classes) >= 2:
     out["chance/acc_avg"] = 1.0 / len(classes)
   if data.info.rendered and "factors" in sc_fields:
@@ -147,30 +152,21 @@ def evaluate(state, data: Splits, workdir: str, *, config, represent, generate) 
 
 
 def _faces_truth(config, names, sets_fit, sets_sc, fit_fields, sc_fields) -> dict:
-  """What the truth of the synthetic faces allows: R^2 of linear regressors of the AU
-  intensities and the expression intensity (how much expression a representation predicts), and
-  the accuracy of a linear identity classifier (how much identity leaks into it; both probe
-  splits hold the same test identities)."""
-  from sklearn.linear_model import Ridge
+  """What the truth of the synthetic faces allows (probes shared with the triplet VAE): R^2 of
+  ridge regressors of the AU intensities and the expression intensity (how much expression a
+  representation predicts), and identity leakage (probes.identity_leakage over the scoring
+  split's faces: how much identity leaks into it)."""
   from affectjax.data.synthetic import AU_NAMES
   out = {}
   cols = [names.index(n) for n in AU_NAMES + ("intensity",)]
   y_fit, y_sc = fit_fields["factors"][:, cols], sc_fields["factors"][:, cols]
-  id_fit, id_sc = fit_fields["identity"], sc_fields["identity"]
-  ids = sorted(set(id_fit.tolist()) & set(id_sc.tolist()))
   for feat in sets_fit:
-    pred = Ridge(alpha=1e-3).fit(sets_fit[feat], y_fit).predict(sets_sc[feat])
-    ss = np.sum((y_sc - y_sc.mean(0)) ** 2, 0)
-    r2 = 1.0 - np.sum((y_sc - pred) ** 2, 0) / np.maximum(ss, 1e-12)
-    out[f"{feat}/au_r2"] = float(np.mean(r2[:-1]))
+    r2 = probes.ridge_r2((sets_fit[feat], y_fit), (sets_sc[feat], y_sc))["r2"]
+    out[f"{feat}/au_r2"] = float(np.nanmean(r2[:-1]))
     out[f"{feat}/intensity_r2"] = float(r2[-1])
-    if len(ids) >= 2:
-      kf, ks = np.isin(id_fit, ids), np.isin(id_sc, ids)
-      r = linear_classifier_recall(sets_fit[feat][kf], id_fit[kf], sets_sc[feat][ks], id_sc[ks],
-                                   ids, config.seed)
-      out[f"{feat}/identity_acc"] = r["accuracy"]
-  if len(ids) >= 2:
-    out["chance/identity_acc"] = 1.0 / len(ids)
+    if len(np.unique(sc_fields["identity"])) >= 2:
+      leak = probes.identity_leakage(sets_sc[feat], sc_fields["identity"], seed=config.seed)
+      out[f"{feat}/identity_acc"], out["chance/identity_acc"] = leak["accuracy"], leak["chance"]
   return out
 
 

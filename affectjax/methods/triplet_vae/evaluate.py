@@ -2,12 +2,12 @@
 
 On held-out people (the test part): linear SVM accuracy (one-vs-rest, scikit-learn) trained on the
 training part's representation (on the features as they are, the paper's "SVM with linear kernel";
-config.eval.svm_standardize=True standardises them first); the satisfied-triplet fraction of
-Eq. 12 on the test triplets (per reliability level 5/3/1 for crowd triplets); the baselines raw
-features and PCA to the latent dimension. Because the synthetic truth is known, also the linear
-R^2 of the true AU intensities (BU-3DFE: expression intensity; BP4D: AU occurrences) and identity
-leakage (accuracy of a linear identity classifier on the test people, half of each person's faces
-to train, half to test).
+config.eval.svm_standardize=True standardises them first; C chosen on training faces); the
+satisfied-triplet fraction of Eq. 12 on the test triplets (per reliability level 5/3/1 for crowd
+triplets); the baselines raw features and PCA to the latent dimension. Because the synthetic
+truth is known, also the ridge R^2 of the true AU intensities (BU-3DFE: expression intensity;
+BP4D: AU occurrences) and identity leakage on the test people (probes.identity_leakage, the same
+probe Rb-VAE's evaluation uses).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from affectjax.affect import triplets as trip_lib
+from affectjax.evaluate import probes
 from affectjax.evaluate.inference import batched
 from affectjax.methods.triplet_vae.objective import PLAYER
 from affectjax.nn.landmark_mlp import LandmarkVAE
@@ -26,62 +27,20 @@ from affectjax.nn.landmark_mlp import LandmarkVAE
 ROWS = ("raw", "pca")
 
 
-def _svm(x_train, y_train, x_test, y_test, c: float = 1.0, standardize: bool = False) -> float:
-  """Linear SVM accuracy, one-vs-rest over the classes (NaN when there are no labels).
-
-  standardize=False is the paper's "SVM with linear kernel" on the features as they are
-  (Sec. V-B); True puts a StandardScaler (fit on the training part) before it, as affectjax did
-  before (config.eval.svm_standardize).
-  """
-  from sklearn.pipeline import make_pipeline
-  from sklearn.preprocessing import StandardScaler
-  from sklearn.svm import LinearSVC
-  tr, te = y_train >= 0, y_test >= 0
-  if tr.sum() < 2 or te.sum() < 1 or len(np.unique(y_train[tr])) < 2:
-    return float("nan")
-  svm = LinearSVC(C=c, max_iter=20000)  # LinearSVC is one-vs-rest, one classifier per class
-  clf = make_pipeline(StandardScaler(), svm) if standardize else make_pipeline(svm)
-  clf.fit(x_train[tr], y_train[tr])
-  return float(np.mean(clf.predict(x_test[te]) == y_test[te]))
-
-
-def _r2(z_train, t_train, z_test, t_test) -> float:
-  """Mean over target columns of the test R^2 of a linear map z -> target (ridge, its penalty
-  chosen by leave-one-out on the training part, so raw 200+-dim features do not interpolate)."""
-  from sklearn.linear_model import RidgeCV
-  from sklearn.metrics import r2_score
-  from sklearn.preprocessing import StandardScaler
-  scaler = StandardScaler().fit(z_train)
-  z_train, z_test = scaler.transform(z_train), scaler.transform(z_test)
-  scores = []
-  for j in range(t_train.shape[1]):
-    a, b = np.isfinite(t_train[:, j]), np.isfinite(t_test[:, j])
-    if a.sum() < 2 or b.sum() < 2 or np.var(t_test[b, j]) == 0:
-      continue
-    reg = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(z_train[a], t_train[a, j])
-    scores.append(r2_score(t_test[b, j], reg.predict(z_test[b])))
-  return float(np.mean(scores)) if scores else float("nan")
-
-
-def _identity_accuracy(z, identity, c: float = 1.0, standardize: bool = False) -> float:
-  """Identity leakage: linear SVM accuracy over the test people, alternate faces train/test."""
-  first = np.zeros(len(z), bool)
-  for p in np.unique(identity):
-    rows = np.flatnonzero(identity == p)
-    first[rows[::2]] = True
-  ids = np.unique(identity, return_inverse=True)[1]
-  return _svm(z[first], ids[first], z[~first], ids[~first], c, standardize)
-
-
 def scores(z_train, z_test, prep, config) -> dict:
-  """Every metric of one representation (train part -> fit, test part -> score)."""
+  """Every metric of one representation (train part -> fit, test part -> score), with the probes
+  every method shares (affectjax.evaluate.probes): the paper's linear SVM (C chosen on a quarter of
+  the training part's faces per class), ridge R^2 of the factors, identity leakage on the test
+  people, and the satisfied triplets of Eq. 12."""
   tr, te = prep.train, prep.test
-  c, standardize = config.eval.svm_c, bool(config.eval.svm_standardize)
+  svm = probes.linear_classifier((z_train, tr.label), (z_test, te.label), kind="svm",
+                                 standardize=bool(config.eval.svm_standardize),
+                                 grid=_svm_grid(config), seed=config.seed)
+  leak = probes.identity_leakage(z_test, te.identity, seed=config.seed)
   out = {"dim": float(z_test.shape[1]),
-         "accuracy": _svm(z_train, tr.label, z_test, te.label, c, standardize),
-         "factor_r2": _r2(z_train, tr.factors, z_test, te.factors),
-         "identity_accuracy": _identity_accuracy(z_test, te.identity, c, standardize),
-         "identity_chance": 1.0 / max(len(np.unique(te.identity)), 1)}
+         "accuracy": svm["accuracy"], "svm_C": svm["C"],
+         "factor_r2": probes.ridge_r2((z_train, tr.factors), (z_test, te.factors))["mean"],
+         "identity_accuracy": leak["accuracy"], "identity_chance": leak["chance"]}
   if "artificial" in te.triplets:
     out["triplets_artificial"] = trip_lib.satisfied_fraction(z_test, te.triplets["artificial"][0])
   if "crowd" in te.triplets:
@@ -90,6 +49,11 @@ def scores(z_train, z_test, prep, config) -> dict:
     for level, frac in trip_lib.satisfied_by_reliability(z_test, t, w, config.triplets.votes).items():
       out[f"triplets_crowd_{level}"] = frac
   return out
+
+
+def _svm_grid(config):
+  """config.eval.svm_c: 0 chooses C from probes.C_GRID on the selection rows, a number fixes it."""
+  return probes.C_GRID if not config.eval.svm_c else (float(config.eval.svm_c),)
 
 
 def _encode(state, part, represent, batch_size):
