@@ -234,7 +234,8 @@ def cnn_predictions(enc_train: dict, enc_test: dict, config, seed: int) -> dict:
   va_hat = out["va"].astype(np.float64)
   probs = tuple(alignment.normalised_probs(out["va_classes"][:, i], "softmax") for i in range(2))
   labels_hat = {"all": out["emotion"][:, 0].argmax(-1)} if "emotion" in out else {}
-  return {"va_linear": va_hat, "probs": probs, "va_mlp": va_hat, "labels": labels_hat}
+  return {"va_linear": va_hat, "probs": probs, "va_mlp": va_hat, "labels": labels_hat,
+          "best_step": net.best_step}
 
 
 def _chunk_rep(enc, cv, ca, cz) -> dict:
@@ -271,6 +272,8 @@ def summarize(enc_train: dict, enc_test: dict, config, factor_names=(), referenc
     cv, ca = "z_v", "z_a"
   cz = ({"z_v", "z_a", "z_z"} - {cv, ca}).pop()
   out["chunks"] = {"z_v": cv, "z_a": ca, "z_z": cz}
+  # every choice made from data, all on training rows (tests/test_selection.py)
+  out["selection"] = {"chunks": dict(out["chunks"])}
   out["chunk_errors_train"] = errors
   preds = {"model": predict(_chunk_rep(enc_train, cv, ca, cz), _chunk_rep(enc_test, cv, ca, cz),
                             enc_train, config, seed)}
@@ -286,6 +289,7 @@ def summarize(enc_train: dict, enc_test: dict, config, factor_names=(), referenc
       p_tr, p_te = probes.pixel_features(enc_train["pixels"], enc_test["pixels"], seed=seed)
       preds["pixels"] = predict(_feature_rep(p_tr), _feature_rep(p_te), enc_train, config, seed)
       preds["cnn"] = cnn_predictions(enc_train, enc_test, config, seed)
+      out["selection"]["ceiling_best_step"] = int(preds["cnn"].pop("best_step"))
     f_tr, f_te = factor_features(enc_train, factor_names), factor_features(enc_test, factor_names)
     if f_tr is not None and f_te is not None:
       preds["factors"] = predict(_feature_rep(f_tr), _feature_rep(f_te), enc_train, config, seed)
