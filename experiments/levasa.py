@@ -12,8 +12,9 @@ models (levasa_eval's module docstring); LeVAsa's heads are a separate row. Each
 over seeds with its 95 % interval; chance, a pixel baseline (PCA + the same probe) and ceiling rows
 ("ceilings: a supervised CNN on pixels and a probe on the ground-truth factors") sit beside the
 models; every table is given for all test faces and for clearly expressive ones (true intensity >
-0.5). Reports written before the CNN ceiling existed simply lack its row. A claim "holds" or
-"does NOT hold" only when the seed intervals do not overlap, else it is "inconclusive".
+0.5). Reports written before the CNN ceiling existed simply lack its row. Each claim is a
+two-sided t-test over seeds, Holm-corrected across the paper's claims (affectjax.evaluate.seeds):
+"holds" / "does NOT hold" at adjusted p < 0.05, else "inconclusive".
 """
 import json
 import os
