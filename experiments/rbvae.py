@@ -6,22 +6,19 @@ identity leaking into e).
   python experiments/rbvae.py --workdir=runs/rbvae [--size=small|paper|tiny] [--seeds=K]
       [--steps=N] [--datasets=digits,faces] [--only=srbvae,rbvae] [--sweep=1,5,10,25,50]
 
-Each (dataset, model, seed) is one run in workdir/<dataset>/<model>[_reg<r>]/seed<k> (config.seed
-= k); a run whose rbvae_metrics.json exists is read, not retrained. Cells are the mean over seeds
-with a 95 % interval (affectjax.evaluate.seeds). --sweep trains beta-VAE (beta), DIP-VAE-I/II
+Each (dataset, model) is one run of affectjax.runner in workdir/<dataset>/<model>[_reg<r>], its K
+seeds trained as one program (train.num_seeds; seed i: root key and data order i, one data set);
+a run whose results.json exists is read, not retrained. Cells are the mean over seeds with a 95 %
+interval (affectjax.evaluate.seeds). --sweep trains beta-VAE (beta), DIP-VAE-I/II
 (lambda_od) and FactorVAE (gamma) at each value and reports the best per model, as Table 1's
 footnote does; unlike the paper (which chose on the scored split), "best" is the mean over seeds
 of the probe fitted and scored within the fit split (evaluate's 'select/main/...'), so the test
 split is never read for it. Writes workdir/table1.md and prints it.
 """
-import json
-import os
-import time
-
 import numpy as np
 from absl import app, flags
 
-from affectjax import config as config_lib, experiment, train
+from affectjax import config as config_lib, experiment, runner
 from affectjax.configs import factor_vae as factor_vae_configs, rbvae as rbvae_configs
 from affectjax.evaluate import seeds as seeds_lib
 
@@ -58,13 +55,12 @@ PAPER = {
 PAPER_Z = {"digits": {"rbvae": .195, "srbvae": .189}, "faces": {"rbvae": .349, "srbvae": .335}}
 
 
-def run_config(dataset: str, model: str, seed: int, reg=None):
+def run_config(dataset: str, model: str, reg=None):
   args = (["faces"] if dataset == "faces" else []) + ([] if _SIZE.value == "paper" else [_SIZE.value])
   if model == "factor_vae":  # its own method, with Rb-VAE's plain VAE's data, nets and evaluation
     c = factor_vae_configs.get_config(",".join(args))
   else:
     c = rbvae_configs.get_config(",".join([model] + args))
-  c.seed = seed
   c.train.progress = False
   if reg is not None:
     c.loss[SWEPT[model]] = float(reg)
@@ -73,42 +69,31 @@ def run_config(dataset: str, model: str, seed: int, reg=None):
   return c
 
 
-def run_dir(workdir, dataset, model, seed, reg=None):
-  name = model if reg is None else f"{model}_reg{reg}"
-  return os.path.join(workdir, dataset, name, f"seed{seed}")
+def run_name(dataset, model, reg=None) -> str:
+  return f"{dataset}/{model}" if reg is None else f"{dataset}/{model}_reg{reg}"
 
 
-def run_one(workdir, dataset, model, seed, reg=None):
-  """This run's evaluation (trained now unless its rbvae_metrics.json exists)."""
-  d = run_dir(workdir, dataset, model, seed, reg)
-  path = os.path.join(d, "rbvae_metrics.json")
-  if not os.path.exists(path) and (not _ONLY.value or model in _ONLY.value):
-    print(f"== {dataset} / {model}{'' if reg is None else f' (reg {reg})'} / seed {seed}", flush=True)
-    t = time.time()
-    train.train_and_evaluate(run_config(dataset, model, seed, reg), d)
-    with open(os.path.join(d, "wall_time.json"), "w") as fh:
-      json.dump({"wall_s": time.time() - t}, fh)
-    print(f"   {time.time() - t:.0f} s", flush=True)
-  if not os.path.exists(path):
-    return None
-  with open(path) as fh:
-    return json.load(fh)["metrics"]
+def _trainable(name: str) -> bool:
+  model = name.split("/")[1].split("_reg")[0]
+  return not _ONLY.value or model in _ONLY.value
 
 
 def collect(workdir, dataset) -> dict:
-  """{model: [metrics per seed]} with the best swept value per swept model."""
+  """({model: [Table 1 metrics per seed]}, {swept model: chosen value}) with the best swept value
+  per swept model, chosen by selection_score."""
+  regs = {m: (_SWEEP.value if (m in SWEPT and _SWEEP.value) else [None]) for m, _ in ROWS}
+  runs = [runner.Run(run_name(dataset, m, r), run_config(dataset, m, r)) for m, _ in ROWS for r in regs[m]]
+  results = runner.strip(runner.execute(workdir, runs, seeds=_SEEDS.value, train=_trainable))
   out, chosen = {}, {}
   for model, _ in ROWS:
-    regs = _SWEEP.value if (model in SWEPT and _SWEEP.value) else [None]
     best = None
-    for reg in regs:
-      runs = [run_one(workdir, dataset, model, s, reg) for s in range(_SEEDS.value)]
-      runs = [r for r in runs if r is not None]
-      if not runs:
+    for reg in regs[model]:
+      found = results.get(run_name(dataset, model, reg))
+      if not found:
         continue
-      score = selection_score(runs, dataset)
+      score = selection_score(found, dataset)
       if best is None or score < best[0]:
-        best = (score, reg, runs)
+        best = (score, reg, found)
     if best is not None:
       out[model], chosen[model] = best[2], best[1]
   return out, chosen
@@ -143,7 +128,7 @@ def table(dataset, runs, chosen) -> str:
     if chosen.get(model) is not None:
       reg = f" ({SWEPT[model]} = {chosen[model]}, chosen on the fit split)"
     elif model in SWEPT:  # the config's value: say it was not swept
-      reg = f" ({SWEPT[model]} = {run_config(dataset, model, 0).loss[SWEPT[model]]:g}, not swept)"
+      reg = f" ({SWEPT[model]} = {run_config(dataset, model).loss[SWEPT[model]]:g}, not swept)"
     cells = [seeds_lib.cell([m.get(f"main/{_col_key(dataset, c)}", np.nan) for m in r]) for c in cols]
     paper = f"{PAPER[dataset][model][-1]:.3f}" if model in PAPER[dataset] else "— (not in the paper)"
     lines.append(f"| {label}{reg} | {feat} | {' | '.join(cells)} | {seeds_lib.cell([m['main/' + avg] for m in r])} | {paper} |")

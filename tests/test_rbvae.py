@@ -331,3 +331,16 @@ def test_subset_of_any_source_reads_the_chosen_examples():
   assert isinstance(sub, source_lib.IndexedSource) and len(sub) == 3
   np.testing.assert_array_equal(sub.gather(np.array([2, 0]))["label"], [15, 21])
   assert isinstance(source_lib.subset(base, [1, 2]), ArraySource)
+
+
+def test_evaluation_is_computed_once_per_parameters_not_per_step(tmp_path):
+  """The evaluation cache (the loop's evaluate, then the report, on one state) must not hand K
+  seeds, which share step and data, the first seed's numbers."""
+  import dataclasses
+  c = load_config("rbvae", "vae,tiny")
+  s = train.setup(c)
+  state = train.host_state(train.init_state(s))
+  other = dataclasses.replace(state, params=jax.tree.map(lambda x: -x, state.params))
+  first = s.method.evaluate(state, s.data, str(tmp_path))
+  assert s.method.evaluate(state, s.data, str(tmp_path)) == first  # cached: the same numbers
+  assert s.method.evaluate(other, s.data, str(tmp_path))["recon/unlabelled_mae"] != first["recon/unlabelled_mae"]

@@ -85,13 +85,14 @@ def test_rbvae_sweep_chooses_on_the_fit_split_never_on_the_scored_one(tmp_path):
   import json
   from absl import flags
   rbvae = _experiment("rbvae")
-  def write(scored):
+  def write(scored):  # what affectjax.runner leaves for a finished run of 2 seeds
     for reg, sel in (("1", 0.09), ("5", 0.06)):
-      for seed in range(2):
-        d = rbvae.run_dir(str(tmp_path), "digits", "beta_vae", seed, reg)
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "rbvae_metrics.json"), "w") as fh:
-          json.dump({"metrics": {"main/mae_avg": scored[reg], "select/main/mae_avg": sel + 0.001 * seed}}, fh)
+      d = os.path.join(str(tmp_path), *rbvae.run_name("digits", "beta_vae", reg).split("/"))
+      os.makedirs(d, exist_ok=True)
+      with open(os.path.join(d, "results.json"), "w") as fh:
+        json.dump({"num_seeds": 2, "per_seed": [
+            {"eval/main/mae_avg": scored[reg], "eval/select/main/mae_avg": sel + 0.001 * seed}
+            for seed in range(2)]}, fh)
   flags.FLAGS(["rbvae", "--sweep=1,5", "--seeds=2", "--only=none"])
   try:
     write({"1": 0.05, "5": 0.10})

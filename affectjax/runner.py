@@ -1,0 +1,89 @@
+"""The one experiment runner: an experiment is a list of named runs (each one config); every run
+trains its seeds on the K-seed path (config.train.num_seeds) into <workdir>/<name>/, and leaves
+<workdir>/<name>/results.json: each seed's flat metrics ('eval/...', 'report/...'), its seeds and
+the wall time. A run whose results.json exists is read, not retrained; one whose training was
+interrupted resumes from its checkpoint. experiments/<paper>.py is its runs and its tables."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any, Callable, Sequence, Union
+
+from affectjax import train as train_lib, workdir as workdir_lib
+
+RESULTS = "results.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One row-to-be of a table: its directory under the workdir ('digits/srbvae') and config."""
+  name: str
+  config: Any  # ml_collections.ConfigDict
+
+
+def run_dir(workdir: str, name: str) -> str:
+  return os.path.join(workdir, *name.split("/"))
+
+
+def _number(v) -> float:
+  return float("nan") if v is None else float(v)
+
+
+def _per_seed(directory: str, final: dict, num_seeds: int) -> list[dict]:
+  """Each seed's scalars: the run's own for one seed, seeds.json's per-seed values for K."""
+  if num_seeds == 1:
+    return [{k: float(v) for k, v in final.items()
+             if k.startswith(("eval/", "report/")) and isinstance(v, (int, float))}]
+  with open(os.path.join(directory, "seeds.json")) as f:
+    rows = json.load(f)["metrics"]
+  return [{k: _number(row["per_seed"][i]) for k, row in rows.items()} for i in range(num_seeds)]
+
+
+def _safe(x):
+  if isinstance(x, dict):
+    return {k: _safe(v) for k, v in x.items()}
+  if isinstance(x, list):
+    return [_safe(v) for v in x]
+  return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
+            train: Union[bool, Callable[[str], bool]] = True, log=print) -> dict[str, list[dict]]:
+  """{run name: [flat metrics of each seed]} for every run that has results. A run without them
+  is trained when `train` (True, or a predicate of the run's name) says so, else left out.
+  A run finished with another number of seeds is an error: seeds share one program, so more
+  seeds are a new run (another --workdir)."""
+  out = {}
+  for run in runs:
+    d = run_dir(workdir, run.name)
+    path = os.path.join(d, RESULTS)
+    if not os.path.exists(path):
+      if not (train(run.name) if callable(train) else train):
+        continue
+      config = run.config.copy_and_resolve_references()
+      config.train.num_seeds = seeds
+      log(f"== {run.name} ({seeds} seed{'s' if seeds > 1 else ''})")
+      start = time.time()
+      _, final = train_lib.train_and_evaluate(config, d)
+      record = {"name": run.name, "num_seeds": seeds,
+                "seeds": [config.seed + i for i in range(seeds)],
+                "wall_s": time.time() - start, "per_seed": _per_seed(d, final, seeds)}
+      workdir_lib.write_atomic(path, json.dumps(_safe(record), indent=1))
+      log(f"   {record['wall_s']:.0f} s")
+    with open(path) as f:
+      record = json.load(f)
+    if record["num_seeds"] != seeds:
+      raise workdir_lib.WorkdirError(
+          f"{path} holds {record['num_seeds']} seed(s), not the {seeds} asked for: seeds train as "
+          f"one program, so pass --seeds={record['num_seeds']} or use a new --workdir")
+    out[run.name] = [{k: _number(v) for k, v in m.items()} for m in record["per_seed"]]
+  return out
+
+
+def strip(runs: dict[str, list[dict]], prefix: str = "eval/") -> dict[str, list[dict]]:
+  """The same results with `prefix` taken off the keys that have it (other keys dropped)."""
+  return {name: [{k[len(prefix):]: v for k, v in m.items() if k.startswith(prefix)} for m in seeds]
+          for name, seeds in runs.items()}
