@@ -28,6 +28,13 @@ def run_dir(workdir: str, name: str) -> str:
   return os.path.join(workdir, *name.split("/"))
 
 
+def seed_dir(workdir: str, name: str, seed: int, num_seeds: int) -> str:
+  """Where seed `seed` of a run wrote its report files: the run's directory for one seed,
+  its seed_<i>/ for K (train.seed_report_dir)."""
+  d = run_dir(workdir, name)
+  return d if num_seeds == 1 else train_lib.seed_report_dir(d, seed)
+
+
 def _number(v) -> float:
   return float("nan") if v is None else float(v)
 

@@ -4,21 +4,21 @@
 
 Trains (or resumes) VAE, M1 and M2 in the posed setting (Table II: 7 emotions, artificial
 triplets) and the spontaneous setting (Table III: positive/negative, crowd triplets with 5
-simulated votes, satisfied fractions at vote difference 5/3/1), each with K seeds (config.seed),
-and writes tables.md (mean [95 % interval] over seeds) and the figures into the workdir. The raw
+simulated votes, satisfied fractions at vote difference 5/3/1), each one run of affectjax.runner
+in workdir/<setting>/<model> with K seeds in one program (one data set; seed i: root key and data
+order i), and writes tables.md (mean [95 % interval] over seeds) and the figures into the workdir. The raw
 and PCA rows come from the same data as the models. Because the synthetic truth is known, the
 tables also give the linear R^2 of the true AU intensities and identity leakage (accuracy of a
 linear identity classifier on the held-out people; chance beside it).
 --steps shortens every run and scales the KL annealing and the model-selection interval with it
 (the paper anneals over all 100,000 iterations and selects every 2,500, i.e. 40 times).
 """
-import json
 import os
 
 import numpy as np
 from absl import flags
 
-from affectjax import config as config_lib, experiment, train
+from affectjax import config as config_lib, experiment, runner
 from affectjax.configs import triplet_vae as tv_configs
 from affectjax.data.example import EMOTIONS
 from affectjax.evaluate import seeds as seeds_lib
@@ -26,7 +26,7 @@ from affectjax.methods.triplet_vae import evaluate as ev
 
 flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every model (0: the paper's 100,000).")
-_SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per model (config.seed = 0..K-1).")
+_SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per model, trained as one program (train.num_seeds).")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny models and data (a smoke test, not a result).")
 _MODELS = flags.DEFINE_list("models", ["vae", "m1", "m2"], "Models to train (m2_prior too if asked).")
 _SETTINGS = flags.DEFINE_list("settings", ["posed", "spontaneous"], "Table II (posed), Table III (spontaneous).")
@@ -44,10 +44,9 @@ ROW_NAMES = {"raw": "None (raw)", "pca": "PCA", "vae": "VAE", "m1": "M1", "m2": 
              "m2_prior": "M2 (anneal whole prior)"}
 
 
-def model_config(model: str, setting: str, seed: int):
+def model_config(model: str, setting: str):
   arg = model + (",spontaneous" if setting == "spontaneous" else "") + (",tiny" if _QUICK.value else "")
   c = tv_configs.get_config(arg)
-  c.seed = seed
   c.train.progress = False
   if _STEPS.value:
     config_lib.set_num_steps(c, _STEPS.value)
@@ -59,27 +58,20 @@ def model_config(model: str, setting: str, seed: int):
 
 def run_all(workdir: str) -> dict:
   """{setting: {row: [metrics per seed]}} with rows raw, pca and the models."""
+  runs = [runner.Run(f"{setting}/{model}", model_config(model, setting))
+          for setting in _SETTINGS.value for model in _MODELS.value]
+  results = runner.strip(runner.execute(workdir, runs, seeds=_SEEDS.value, train=not _TABLES_ONLY.value),
+                         "report/")
   out = {}
   for setting in _SETTINGS.value:
     rows = {}
-    for seed in range(_SEEDS.value):
-      baselines_done = False
-      for model in _MODELS.value:
-        run_dir = os.path.join(workdir, setting, f"seed{seed}", model)
-        report = os.path.join(run_dir, "triplet_vae_report.json")
-        if _TABLES_ONLY.value:
-          if not os.path.exists(report):
-            continue
-        else:
-          print(f"== {setting} seed {seed} {model}", flush=True)
-          train.train_and_evaluate(model_config(model, setting, seed), run_dir)
-        with open(report) as f:
-          rep = json.load(f)
-        # raw and PCA depend on the data (seed) only: taken once per seed
-        for row in (() if baselines_done else ("raw", "pca")) + (model,):
-          rows.setdefault(row, []).append({k[len(row) + 1:]: (np.nan if v is None else v)
-                                           for k, v in rep.items() if k.startswith(row + "_")})
-        baselines_done = True
+    for model in _MODELS.value:
+      seeds = results.get(f"{setting}/{model}")
+      if not seeds:
+        continue
+      # raw and PCA depend on the data only: taken from the first model's report
+      for row in (() if rows else ("raw", "pca")) + (model,):
+        rows[row] = [{k[len(row) + 1:]: v for k, v in m.items() if k.startswith(row + "_")} for m in seeds]
     if rows:
       out[setting] = rows
   return out
@@ -132,7 +124,7 @@ def figures(workdir: str, results: dict):
   for setting in results:
     reps, labels = {}, None
     for model in _MODELS.value:
-      path = os.path.join(workdir, setting, "seed0", model, "representations.npz")
+      path = os.path.join(runner.seed_dir(workdir, f"{setting}/{model}", 0, _SEEDS.value), "representations.npz")
       if not os.path.exists(path):
         continue
       d = np.load(path)
@@ -152,7 +144,8 @@ def figures(workdir: str, results: dict):
 def main(workdir: str) -> str:
   results = run_all(workdir)
   lines = [f"figure: {p}" for p in figures(workdir, results)]
-  lines.append("traversals: " + os.path.join(workdir, "<setting>", "seed0", "<model>", "traversals.png"))
+  lines.append("traversals: " + os.path.join(runner.seed_dir(workdir, "<setting>/<model>", 0, _SEEDS.value),
+                                             "traversals.png"))
   return tables(results) + "\n\n" + "\n".join(lines) + "\n"
 
 
