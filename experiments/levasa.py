@@ -4,8 +4,9 @@
 
 Trains (or resumes) Vanilla VAE and LeVAsa on the IMFDB-like set (labels only; VA by annotation
 transfer from the AffectNet-like reference set; continuous and discrete) and on the AFEW-like
-set (discrete VA only), each with K seeds (config.seed = --seed + k, each a separate run: new
-data draw, split and initialisation), then writes tables.md and the figures into the workdir.
+set (discrete VA only), each one affectjax.runner run in workdir/<model> with K seeds in one
+program (one data set, config.seed's; seed i: root key and data order seed + i), then writes
+tables.md and the figures into the workdir.
 
 Every number is measured on held-out identities, per sample, with the same readout for both
 models (levasa_eval's module docstring); LeVAsa's heads are a separate row. Each cell is the mean
@@ -22,7 +23,7 @@ import os
 import numpy as np
 from absl import app, flags
 
-from affectjax import config as config_lib, experiment, train
+from affectjax import config as config_lib, experiment, runner
 from affectjax.configs import levasa as levasa_configs
 from affectjax.affect import ellipses as ell
 from affectjax.data import example, sources
@@ -33,8 +34,8 @@ from affectjax.methods.levasa.evaluate import PAPER_STEPS
 flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every model (0: config's).")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny models and data (a smoke test, not a result).")
-_SEED = flags.DEFINE_integer("seed", 0, "config.seed of the first run of each model.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Independent runs per model (config.seed = seed + k).")
+_SEED = flags.DEFINE_integer("seed", 0, "config.seed of every model: its data set; seed i trains with root key and data order seed + i.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per model, trained as one program (train.num_seeds).")
 _TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "Train nothing: write tables.md from the "
                                   "runs already finished in --workdir (missing runs are left out).")
 _CONFIG = flags.DEFINE_string("config_args", "", "Extra configs/levasa.py arguments for every "
@@ -65,36 +66,18 @@ def model_config(name: str, arg: str, seed: int):
   return c
 
 
-def load_finished(workdir: str) -> tuple[dict, int]:
-  """run_all's result from the reports already on disk (seeds whose run did not finish are absent)."""
+def run_all(workdir: str, train: bool = True) -> tuple[dict, int]:
+  """{run name: [summary of seed 0, seed 1, ...]} and the number of training steps: one
+  affectjax.runner run per model in workdir/<name>, its seeds in one program (train=False: only
+  the runs already finished)."""
+  runs = [runner.Run(name, model_config(name, arg, _SEED.value)) for name, arg in MODELS.items()]
+  finished = runner.execute(workdir, runs, seeds=_SEEDS.value, train=train)
   summaries, steps = {name: [] for name in MODELS}, 0
-  for k in range(_SEEDS.value):
-    for name in MODELS:
-      path = os.path.join(workdir, f"seed{_SEED.value + k}", name, "levasa_report.json")
-      if os.path.exists(path):
-        with open(path) as f:
-          summaries[name].append(json.load(f))
-        steps = summaries[name][-1]["num_steps"]
-  return summaries, steps
-
-
-def run_all(workdir: str) -> tuple[dict, int]:
-  """{run name: [summary of seed 0, seed 1, ...]} and the number of training steps."""
-  summaries, steps = {name: [] for name in MODELS}, 0
-  for k in range(_SEEDS.value):
-    seed = _SEED.value + k
-    for name, arg in MODELS.items():
-      run_dir = os.path.join(workdir, f"seed{seed}", name)
-      c = model_config(name, arg, seed)
-      steps = c.train.num_steps
-      report = os.path.join(run_dir, "levasa_report.json")
-      if train.finished(c, run_dir) and os.path.exists(report):
-        print(f"== {name}, seed {seed}: finished earlier, kept", flush=True)
-      else:
-        print(f"== {name} (configs/levasa.py:{arg}), seed {seed}", flush=True)
-        train.train_and_evaluate(c, run_dir)
-      with open(report) as f:
+  for name in MODELS:
+    for k in range(_SEEDS.value if name in finished else 0):
+      with open(os.path.join(runner.seed_dir(workdir, name, k, _SEEDS.value), "levasa_report.json")) as f:
         summaries[name].append(json.load(f))
+      steps = summaries[name][-1]["num_steps"]
   return summaries, steps
 
 
@@ -321,17 +304,17 @@ def reference_figure(workdir: str) -> tuple:
 
 def combined_figures(workdir: str):
   """Figures 3 and 4 from the first seed's runs."""
-  base = os.path.join(workdir, f"seed{_SEED.value}")
+  base = lambda name: runner.seed_dir(workdir, name, 0, _SEEDS.value)
   panels = {}
   for title, name in (("IMFDB-like cont.", "levasa_imfdb_continuous"),
                       ("IMFDB-like disc.", "levasa_imfdb_discrete"), ("AFEW-like", "levasa_afew")):
-    enc = np.load(os.path.join(base, name, "encodings.npz"))
+    enc = np.load(os.path.join(base(name), "encodings.npz"))
     panels[title] = {"z_v": enc["test_z_v"], "z_a": enc["test_z_a"], "va": enc["test_va"],
                      "labels": enc["test_label"]}
   figures.plot_circumplex(os.path.join(workdir, "circumplex.png"), panels)
   rows = {}
   for name in MODELS:
-    rec = np.load(os.path.join(base, name, "reconstructions.npz"))
+    rec = np.load(os.path.join(base(name), "reconstructions.npz"))
     if name in ("vanilla_imfdb", "vanilla_afew"):
       rows[f"input ({name.split('_')[1]})"] = rec["originals"]
     rows[name] = rec["recon"]
@@ -344,10 +327,8 @@ def main(workdir: str) -> str:
   from affectjax.data import synthetic
   synthetic.save_emotion_grid(os.path.join(workdir, "synthetic_faces.png"), seed=_SEED.value)
   area = reference_figure(workdir)
-  if _TABLES_ONLY.value:
-    summaries, steps = load_finished(workdir)
-  else:
-    summaries, steps = run_all(workdir)
+  summaries, steps = run_all(workdir, train=not _TABLES_ONLY.value)
+  if not _TABLES_ONLY.value:
     combined_figures(workdir)
   return tables(summaries, area, steps)
 
