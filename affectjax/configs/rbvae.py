@@ -127,11 +127,17 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.data.num_identities = 40
     c.data.images_per_identity = 50
     if not faces:
-      # Two departures for 1,049 CPU steps (the paper: 50,000 on MNIST), both measured on seed 0
-      # (the reference stream's NLL, now also methods.rbvae.reconstruction_check): with the
-      # 1-pixel edge maps no model learns the reference digits (their reconstructions stay at the
-      # all-black image, so z holds no shape and e predicts the style no better than z); with
-      # filled strokes they are learned, and Adam at 3e-4 instead of 1e-4 gets e ahead of z.
+      # Two departures for 1,049 CPU steps (the paper: 50,000 on MNIST), chosen without the
+      # scored split: sRb-VAE, seed 100 (not a verdict seed), edges x lr in {True, False} x
+      # {1e-4, 3e-4}; rule fixed before looking: the lowest MAE of e on the fit split's
+      # selection rows (evaluate's select/main/mae_avg) among settings whose reference-image
+      # reconstruction beats the best constant image (training images). Measured:
+      #   edges True:  lr 1e-4 select 0.0806, reference MAE 0.1139 vs constant 0.1123 (not learnt)
+      #                lr 3e-4 select 0.0750, reference MAE 0.1128 vs constant 0.1123 (not learnt)
+      #   edges False: lr 1e-4 select 0.0650, reference MAE 0.0470 vs constant 0.1482
+      #                lr 3e-4 select 0.0574, reference MAE 0.0421 vs constant 0.1482  <- chosen
+      # (the same setting an earlier choice on seed 0's scored split had made). Every row of
+      # Table 1 uses it; it was chosen on sRb-VAE alone.
       c.data.edges = False
       c.optim.lr = 3e-4
   # The default data's step count (made exact from the data loaded, methods/rbvae/method.py)
