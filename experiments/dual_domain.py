@@ -8,16 +8,16 @@ and Figure 5 (VA errors, L2 vs weighted L2). Every cell is the mean [95 % interv
   python experiments/dual_domain.py --workdir=runs/dual_domain [--size=small|paper|tiny]
       [--seeds=3] [--steps=N] [--only=table3,table4,fig5] [--noise=0,10,20,30] [--set=path=value]
 
-Runs are cached by directory (a finished run is read back, not retrained); tables.md, fig3_gmm.png
-and fig5_va_errors.png go in workdir.
+Each run is one affectjax.runner run in workdir/<run> with its --seeds in one program (one data
+set; seed i: root key and data order i); a finished run is read back, not retrained. tables.md,
+fig3_gmm.png and fig5_va_errors.png go in workdir.
 """
-import json
 import os
 
 import numpy as np
 from absl import flags
 
-from affectjax import config as config_lib, experiment, train
+from affectjax import config as config_lib, experiment, runner
 from affectjax.configs import dual_domain as dd_configs
 from affectjax.data.example import EMOTIONS
 from affectjax.evaluate import seeds as seeds_lib
@@ -39,10 +39,9 @@ KIND_NAMES = {"onehot": "One-hot", "euclid": "Fusion (Euclidean)", "gmm": "Fusio
 ALPHAS = (0.0, 0.3, 0.5, 0.7, 1.0)
 
 
-def run_config(arg: str, seed: int, **fields):
+def run_config(arg: str, **fields):
   size = "" if _SIZE.value == "paper" else "," + _SIZE.value
   c = dd_configs.get_config(arg + size)
-  c.seed = seed
   c.train.progress = False
   import ast
   for item in _SET.value:
@@ -61,20 +60,12 @@ def run_config(arg: str, seed: int, **fields):
   return c
 
 
-def run(workdir: str, name: str, arg: str, seed: int, **fields) -> dict:
-  """Metrics of one run (trained unless its dual_domain_metrics.json exists)."""
-  d = os.path.join(workdir, name, f"seed{seed}")
-  path = os.path.join(d, "dual_domain_metrics.json")
-  if not os.path.exists(path):
-    print(f"== {name} seed {seed} (configs/dual_domain.py:{arg}{' ' + str(fields) if fields else ''})",
-          flush=True)
-    train.train_and_evaluate(run_config(arg, seed, **fields), d)
-  with open(path) as f:
-    return dict(json.load(f), dir=d)
-
-
 def over_seeds(workdir, name, arg, **fields) -> list:
-  return [run(workdir, name, arg, s, **fields) for s in range(_SEEDS.value)]
+  """Each seed's report metrics of one affectjax.runner run in workdir/<name> (its K seeds in one
+  program), with 'dir': where that seed's predictions and figures are."""
+  run = runner.Run(name, run_config(arg, **fields))
+  found = runner.strip(runner.execute(workdir, [run], seeds=_SEEDS.value), "report/")[name]
+  return [dict(m, dir=runner.seed_dir(workdir, name, k, _SEEDS.value)) for k, m in enumerate(found)]
 
 
 def col(runs, key):
