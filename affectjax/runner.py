@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from typing import Any, Callable, Sequence, Union
@@ -49,14 +48,6 @@ def _per_seed(directory: str, final: dict, num_seeds: int) -> list[dict]:
   return [{k: _number(row["per_seed"][i]) for k, row in rows.items()} for i in range(num_seeds)]
 
 
-def _safe(x):
-  if isinstance(x, dict):
-    return {k: _safe(v) for k, v in x.items()}
-  if isinstance(x, list):
-    return [_safe(v) for v in x]
-  return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
 def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
             train: Union[bool, Callable[[str], bool]] = True, log=print) -> dict[str, list[dict]]:
   """{run name: [flat metrics of each seed]} for every run that has results. A run without them
@@ -78,7 +69,7 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
       record = {"name": run.name, "num_seeds": seeds,
                 "seeds": [config.seed + i for i in range(seeds)],
                 "wall_s": time.time() - start, "per_seed": _per_seed(d, final, seeds)}
-      workdir_lib.write_atomic(path, json.dumps(_safe(record), indent=1))
+      workdir_lib.write_atomic(path, json.dumps(train_lib.json_safe(record), indent=1))
       log(f"   {record['wall_s']:.0f} s")
     with open(path) as f:
       record = json.load(f)

@@ -447,11 +447,12 @@ def seed_entries(prefix: str, per_seed: dict) -> dict:
   return out
 
 
-def _json_safe(x):
+def json_safe(x):
+  """x with non-finite floats as None (JSON has no NaN), lists and dicts walked."""
   if isinstance(x, dict):
-    return {k: _json_safe(v) for k, v in x.items()}
+    return {k: json_safe(v) for k, v in x.items()}
   if isinstance(x, (list, tuple)):
-    return [_json_safe(v) for v in x]
+    return [json_safe(v) for v in x]
   if isinstance(x, float) and not math.isfinite(x):
     return None
   return x
@@ -476,7 +477,7 @@ def write_seed_summary(s: Setup, workdir: str, table: dict[str, list[float]]) ->
            else "seed i reads the order of config.seed + i")
   rows = {name: {**seeds_lib.summarize(v), "per_seed": list(v)} for name, v in table.items()}
   with open(os.path.join(workdir, "seeds.json"), "w") as f:
-    json.dump(_json_safe({"method": c.method, "variant": c.variant, "num_seeds": k, "seeds": seeds,
+    json.dump(json_safe({"method": c.method, "variant": c.variant, "num_seeds": k, "seeds": seeds,
                           "shared_data_order": s.shared_data_order, "metrics": rows}), f, indent=1)
   lines = [f"# {c.method} ({c.variant}): {k} seeds\n",
            f"Mean over the seeds with its 95 % interval (Student t). Seed i: root key "

@@ -39,14 +39,19 @@ def load_config(name: str, arg: str = ""):
   return configs.get(name, arg)
 
 
+def with_fields(config, **fields):
+  """config with overrides given as section__field=value (in place; returned)."""
+  for path, value in fields.items():
+    section, field = path.split("__")
+    config[section][field] = value
+  return config
+
+
 def levasa_tiny(**over):
   """configs/levasa.py:tiny without its report, with overrides given as section__field=value."""
   c = load_config("levasa", "tiny")
   c.train.report = False
-  for path, value in over.items():
-    section, field = path.split("__")
-    c[section][field] = value
-  return c
+  return with_fields(c, **over)
 
 
 def run_killed_at(config, workdir: str, step: int, monkeypatch) -> None:

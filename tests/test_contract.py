@@ -14,7 +14,7 @@ import pytest
 
 from affectjax import methods, train
 from affectjax.objective import Out
-from conftest import REPO, load_config, run_killed_at
+from conftest import REPO, load_config, run_killed_at, with_fields
 
 METHODS = sorted(os.environ.get("AFFECTJAX_CONTRACT", "").split(",") if os.environ.get("AFFECTJAX_CONTRACT") else methods.REGISTRY)
 STEPS, CHECKPOINT = 4, 2
@@ -32,10 +32,7 @@ def contract_config(name, **fields):
     c.train.epochs = 0  # train.num_steps as given
   if "triplets" in c:
     c.triplets.batch_size = 8
-  for path, value in fields.items():
-    section, field = path.split("__")
-    c[section][field] = value
-  return c
+  return with_fields(c, **fields)
 
 
 def sgd(name, **fields):

@@ -5,7 +5,7 @@ import pytest
 from affectjax import methods
 from affectjax.config import ConfigError
 from affectjax.data import sources
-from conftest import load_config
+from conftest import load_config, with_fields
 
 
 def _info(name, **data):
@@ -41,10 +41,7 @@ def test_loaded_splits_carry_the_same_info():
 def _triplet(name, **fields):
   c = load_config("triplet_vae", "tiny,m2")
   c.data.name = name
-  for path, value in fields.items():
-    section, field = path.split("__")
-    c[section][field] = value
-  return c
+  return with_fields(c, **fields)
 
 
 @pytest.mark.parametrize("config,match", [

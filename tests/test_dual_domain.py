@@ -12,7 +12,7 @@ import pytest
 from scipy import ndimage
 
 import fixtures_real as fx
-from conftest import REPO, load_config
+from conftest import REPO, load_config, with_fields
 from affectjax import train
 from affectjax.config import ConfigError
 from affectjax.data.augment import augment
@@ -21,11 +21,7 @@ from affectjax.methods.dual_domain import evaluate as dd_eval
 
 
 def tiny(arg="tiny", **overrides):
-  c = load_config("dual_domain", arg)
-  for path, value in overrides.items():
-    section, field = path.split("__")
-    c[section][field] = value
-  return c
+  return with_fields(load_config("dual_domain", arg), **overrides)
 
 
 # ---------------------------------------------------------------- augmentation

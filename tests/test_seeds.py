@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from affectjax import train
-from conftest import load_config
+from conftest import load_config, with_fields
 
 STEPS = 2
 
@@ -21,10 +21,7 @@ STEPS = 2
 def make_config(name, arg="tiny", **fields):
   c = load_config(name, arg)
   c.train.report = False
-  for path, value in fields.items():
-    section, field = path.split("__")
-    c[section][field] = value
-  return c
+  return with_fields(c, **fields)
 
 
 def run_steps(s, n=STEPS):

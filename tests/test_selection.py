@@ -11,7 +11,7 @@ import pytest
 
 from affectjax import train
 from affectjax.data import source as source_lib, sources
-from conftest import load_config
+from conftest import load_config, with_fields
 
 
 def permute_scoring_labels(monkeypatch):
@@ -31,10 +31,7 @@ def permute_scoring_labels(monkeypatch):
 def _config(name, arg, **fields):
   c = load_config(name, arg)
   c.train.progress = False
-  for path, value in fields.items():
-    section, field = path.split("__")
-    c[section][field] = value
-  return c
+  return with_fields(c, **fields)
 
 
 # (method, config arg, overrides, what is chosen, a scored number the permutation must move)

@@ -17,15 +17,11 @@ from affectjax.data import pipeline, sources
 from affectjax.config import ConfigError
 from affectjax.methods import triplet_vae as tv
 from affectjax.nn.landmark_mlp import LandmarkVAE
-from conftest import REPO, load_config
+from conftest import REPO, load_config, with_fields
 
 
 def tiny(variant="m2", **fields):
-  c = load_config("triplet_vae", variant + ",tiny")
-  for path, value in fields.items():
-    section, name = path.split("__")
-    c[section][name] = value
-  return c
+  return with_fields(load_config("triplet_vae", variant + ",tiny"), **fields)
 
 
 _SPLITS = {}

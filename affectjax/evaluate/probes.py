@@ -268,13 +268,12 @@ def ridge_r2(fit, score, select=None, *, grid=ALPHA_GRID) -> dict:
   from sklearn.metrics import r2_score
   (xf, tf), (xs, ts) = ((np.asarray(x, np.float64).reshape(len(x), -1),
                          np.asarray(t, np.float64).reshape(len(t), -1)) for x, t in (fit, score))
+  refit = (xf, tf)  # the chosen penalty's model is fitted on every fit row
   if select is None:
     sel = select_rows(np.zeros(len(xf)))
     (xf, tf), (xv, tv) = (xf[~sel], tf[~sel]), (xf[sel], tf[sel])
-    refit = (np.concatenate([xf, xv]), np.concatenate([tf, tv]))
   else:
     xv, tv = (np.asarray(a, np.float64).reshape(len(a), -1) for a in select)
-    refit = (xf, tf)
   model = lambda a: make_pipeline(StandardScaler(), Ridge(alpha=a))
   r2, alphas = [], []
   for j in range(tf.shape[1]):
