@@ -2,7 +2,8 @@
 trains its seeds on the K-seed path (config.train.num_seeds) into <workdir>/<name>/, and leaves
 <workdir>/<name>/results.json: each seed's flat metrics ('eval/...', 'report/...'), its seeds and
 the wall time. A run whose results.json exists is read, not retrained; one whose training was
-interrupted resumes from its checkpoint. experiments/<paper>.py is its runs and its tables."""
+interrupted resumes from its checkpoint; one finished under another config (a changed default, other
+overrides) is refused, naming the fields. experiments/<paper>.py is its runs and its tables."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,9 +12,12 @@ import os
 import time
 from typing import Any, Callable, Sequence, Union
 
-from affectjax import train as train_lib, workdir as workdir_lib
+from affectjax import config as config_lib, train as train_lib, workdir as workdir_lib
 
 RESULTS = "results.json"
+# Fields that change how a run is shown or where it reads its files, not what it computes
+PRESENTATION = ("train.progress", "train.log_every", "data.manual_dir", "data.tfds_dir",
+                "data.cache_dir", "data.num_parallel_calls", "data.prefetch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +38,33 @@ def seed_dir(workdir: str, name: str, seed: int, num_seeds: int) -> str:
   return d if num_seeds == 1 else train_lib.seed_report_dir(d, seed)
 
 
+def apply_overrides(config, overrides: dict) -> None:
+  """Sets {'section.field': value} on config in place (ml_collections' types are kept)."""
+  for path, value in overrides.items():
+    section, _, name = path.rpartition(".")
+    node = config_lib.get_path(config, section) if section else config
+    if name not in node:
+      raise config_lib.ConfigError(f"override {path}={value!r}: the config has no field {path}")
+    node[name] = value
+
+
+def _recorded_config(config, workdir: str) -> dict:
+  """The config as JSON with the workdir in paths written '<workdir>' (a moved workdir matches)."""
+  text = config.to_json_best_effort(sort_keys=True)
+  return json.loads(text.replace(json.dumps(os.path.abspath(workdir))[1:-1], "<workdir>"))
+
+
+def _changed(old: dict, new: dict) -> list[str]:
+  """'field: old -> new' for every field the two configs set to other values, presentation aside."""
+  a, b = workdir_lib.flat(old), workdir_lib.flat(new)
+  out = []
+  for k in sorted(set(a) | set(b)):
+    x, y = a.get(k, "<absent>"), b.get(k, "<absent>")
+    if k not in PRESENTATION and x != y and not (isinstance(x, list) and list(y or ()) == x):
+      out.append(f"{k}: {x!r} -> {y!r}")
+  return out
+
+
 def _number(v) -> float:
   return float("nan") if v is None else float(v)
 
@@ -49,26 +80,30 @@ def _per_seed(directory: str, final: dict, num_seeds: int) -> list[dict]:
 
 
 def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
-            train: Union[bool, Callable[[str], bool]] = True, log=print) -> dict[str, list[dict]]:
+            train: Union[bool, Callable[[str], bool]] = True, overrides: dict | None = None,
+            log=print) -> dict[str, list[dict]]:
   """{run name: [flat metrics of each seed]} for every run that has results. A run without them
   is trained when `train` (True, or a predicate of the run's name) says so, else left out.
-  A run finished with another number of seeds is an error: seeds share one program, so more
-  seeds are a new run (another --workdir)."""
+  overrides ({'section.field': value}, e.g. an experiment's --config.* flags) apply to every run.
+  A run finished with another number of seeds or another config is an error: its results
+  answer another question (seeds share one program, so more seeds are a new --workdir)."""
   out = {}
   for run in runs:
     d = run_dir(workdir, run.name)
     path = os.path.join(d, RESULTS)
+    config = run.config.copy_and_resolve_references()
+    apply_overrides(config, overrides or {})
+    config.train.num_seeds = seeds
     if not os.path.exists(path):
       if not (train(run.name) if callable(train) else train):
         continue
-      config = run.config.copy_and_resolve_references()
-      config.train.num_seeds = seeds
       log(f"== {run.name} ({seeds} seed{'s' if seeds > 1 else ''})")
       start = time.time()
       _, final = train_lib.train_and_evaluate(config, d)
       record = {"name": run.name, "num_seeds": seeds,
                 "seeds": [config.seed + i for i in range(seeds)],
-                "wall_s": time.time() - start, "per_seed": _per_seed(d, final, seeds)}
+                "wall_s": time.time() - start, "per_seed": _per_seed(d, final, seeds),
+                "config": _recorded_config(config, workdir)}
       workdir_lib.write_atomic(path, json.dumps(train_lib.json_safe(record), indent=1))
       log(f"   {record['wall_s']:.0f} s")
     with open(path) as f:
@@ -77,6 +112,12 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
       raise workdir_lib.WorkdirError(
           f"{path} holds {record['num_seeds']} seed(s), not the {seeds} asked for: seeds train as "
           f"one program, so pass --seeds={record['num_seeds']} or use a new --workdir")
+    changed = _changed(record.get("config", {}), _recorded_config(config, workdir))
+    if "config" in record and changed:
+      raise workdir_lib.WorkdirError(
+          f"{path} was trained with another config ({'; '.join(changed[:6])}"
+          f"{'; ...' if len(changed) > 6 else ''}): its numbers answer another question. Use a new "
+          f"--workdir, or delete that results.json (and the run's checkpoints) to retrain it")
     out[run.name] = [{k: _number(v) for k, v in m.items()} for m in record["per_seed"]]
   return out
 
@@ -85,3 +126,20 @@ def strip(runs: dict[str, list[dict]], prefix: str = "eval/") -> dict[str, list[
   """The same results with `prefix` taken off the keys that have it (other keys dropped)."""
   return {name: [{k[len(prefix):]: v for k, v in m.items() if k.startswith(prefix)} for m in seeds]
           for name, seeds in runs.items()}
+
+
+def adopt(workdir: str, name: str) -> bool:
+  """Writes <workdir>/<name>/results.json for a K-seed run trained outside the runner (python -m
+  affectjax.main with train.num_seeds = K, e.g. by tools/gpu_campaign.py) from its seeds.json.
+  The record carries no config, so an experiment reads it whatever overrides trained it: the
+  caller vouches that the run is the experiment's. False (nothing written) without seeds.json."""
+  d = run_dir(workdir, name)
+  try:
+    with open(os.path.join(d, "seeds.json")) as f:
+      k = int(json.load(f)["num_seeds"])
+  except FileNotFoundError:
+    return False
+  record = {"name": name, "num_seeds": k, "seeds": None, "wall_s": None, "adopted": True,
+            "per_seed": _per_seed(d, {}, k)}
+  workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
+  return True

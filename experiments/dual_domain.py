@@ -6,11 +6,12 @@ model with chance and ceiling rows, Figure 3 (GMM conditional probabilities over
 and Figure 5 (VA errors, L2 vs weighted L2). Every cell is the mean [95 % interval] over --seeds.
 
   python experiments/dual_domain.py --workdir=runs/dual_domain [--size=small|paper|tiny]
-      [--seeds=3] [--steps=N] [--only=table3,table4,fig5] [--noise=0,10,20,30] [--set=path=value]
+      [--seeds=3] [--steps=N] [--only=table3,table4,fig5] [--noise=0,10,20,30] [--config.X=value]
 
 Each run is one affectjax.runner run in workdir/<run> with its --seeds in one program (one data
 set; seed i: root key and data order i); a finished run is read back, not retrained. tables.md,
-fig3_gmm.png and fig5_va_errors.png go in workdir.
+fig3_gmm.png and fig5_va_errors.png go in workdir. --config.<field>=<value> (ml_collections'
+override syntax, typed by configs/dual_domain.py) changes that field of every run.
 """
 import os
 
@@ -30,8 +31,7 @@ _SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per cell (mean [95 % interval])
 _ONLY = flags.DEFINE_list("only", ["table3", "table4", "fig5"], "Which studies to run.")
 _NOISE = flags.DEFINE_list("noise", ["0", "10", "20", "30"], "Noise rates (%) of Table 3.")
 _KINDS = flags.DEFINE_list("kinds", ["onehot", "euclid", "gmm"], "Label kinds of Table 3.")
-_SET = flags.DEFINE_multi_string("set", [], "A config override of every run, path=value (Python "
-                                  "literal), e.g. --set=model.widths=(8,16,32,64); repeatable.")
+experiment.define_overrides(dd_configs.get_config())
 _ALPHA_LABELS = flags.DEFINE_enum("alpha_labels", "euclid", ["euclid", "gmm"],
                                   "VA labels of the alpha sweep (Table 4).")
 
@@ -43,18 +43,7 @@ def run_config(arg: str, **fields):
   size = "" if _SIZE.value == "paper" else "," + _SIZE.value
   c = dd_configs.get_config(arg + size)
   c.train.progress = False
-  import ast
-  for item in _SET.value:
-    path, _, value = item.partition("=")
-    try:
-      value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      pass  # a plain string
-    section, _, name = path.rpartition(".")
-    config_lib.get_path(c, section)[name] = value
-  for path, value in fields.items():
-    section, _, name = path.rpartition(".")
-    config_lib.get_path(c, section)[name] = value
+  runner.apply_overrides(c, fields)
   if _STEPS.value:
     config_lib.set_num_steps(c, _STEPS.value)
   return c
@@ -64,7 +53,8 @@ def over_seeds(workdir, name, arg, **fields) -> list:
   """Each seed's report metrics of one affectjax.runner run in workdir/<name> (its K seeds in one
   program), with 'dir': where that seed's predictions and figures are."""
   run = runner.Run(name, run_config(arg, **fields))
-  found = runner.strip(runner.execute(workdir, [run], seeds=_SEEDS.value), "report/")[name]
+  found = runner.strip(runner.execute(workdir, [run], seeds=_SEEDS.value,
+                                      overrides=experiment.overrides()), "report/")[name]
   return [dict(m, dir=runner.seed_dir(workdir, name, k, _SEEDS.value)) for k, m in enumerate(found)]
 
 

@@ -3,23 +3,25 @@ synthetic faces, over several seeds: the paper's Tables 1-3, identity preservati
 directions against the true VA angles and the AU prototypes, with chance and real-face rows.
 
   python experiments/ganmut.py --workdir=runs/ganmut [--size=small|paper|tiny] [--seeds=3]
-                               [--seed=0] [--steps=N] [--only=ganmut,stargan]
+      [--seed=0] [--steps=N] [--only=ganmut,stargan] [--tables_only] [--config.X=value]
 
-The runs of one seed (the same data) share one evaluator classifier (cached under workdir/evaluator
-by its config and data, trained on the training split the first time) so that their FED,
-smoothness, ERE and accuracy are comparable. Run r of seed s goes in
-workdir/<r>/seed_<s> (config.seed = s) with its figures (space.png, interpolation.png, gamut.png);
-tables.md goes in workdir. Every cell is the mean over seeds with its 95 % interval
-(affectjax.evaluate.seeds); a claim "holds" or "does NOT hold" only beyond the seed spread.
-Cost: one small run takes about 7 minutes on 2 CPU cores, so --size=small --seeds=3 is 12 runs.
+Each model is one affectjax.runner run in workdir/<run> with its --seeds trained as one program
+(train.num_seeds; one data set, config.seed's; seed i: root key and data order seed + i), each
+seed's figures (space.png, interpolation.png, gamut.png) and ganmut_metrics.json in its seed_<i>/;
+a finished run is read back, not retrained. Every run is scored by one evaluator classifier
+(cached under workdir/evaluator by its config and data, trained on the training split the first
+time), so FED, smoothness, ERE and accuracy are comparable across runs and seeds. tables.md goes in
+workdir: every cell is the mean over seeds with its 95 % interval, every claim a paired test over
+the seeds (affectjax.evaluate.seeds). --config.<field>=<value> (ml_collections' override syntax,
+typed by configs/ganmut.py) changes that field of every run.
+Cost: one small run of 3 seeds takes about 15 minutes on 2 CPU cores (four runs).
 """
-import json
 import os
 
 import numpy as np
 from absl import flags
 
-from affectjax import config as config_lib, experiment, train
+from affectjax import config as config_lib, experiment, runner
 from affectjax.configs import ganmut as ganmut_configs
 from affectjax.affect.emotions import EMOTIONS
 from affectjax.evaluate import seeds
@@ -28,9 +30,12 @@ flags.DEFINE_string("workdir", None, "Where the runs and tables.md go.")
 _SIZE = flags.DEFINE_enum("size", "small", ["small", "paper", "tiny"],
                           "small: 32x32 CPU runs; paper: 128x128 (GPU); tiny: a smoke test.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every run (0: config's).")
-_ONLY = flags.DEFINE_list("only", [], "Run only these (names of RUNS); the tables use what exists.")
-_SEED = flags.DEFINE_integer("seed", 0, "config.seed of the first seed; seed i is seed + i.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Independent runs (seeds) of every model.")
+_ONLY = flags.DEFINE_list("only", [], "Train only these (names of RUNS); the tables use what exists.")
+_TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "Train nothing: tables of the finished runs.")
+_SEED = flags.DEFINE_integer("seed", 0, "config.seed of every run: its data set; seed i trains "
+                             "with root key and data order seed + i.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per model, trained as one program (train.num_seeds).")
+experiment.define_overrides(ganmut_configs.get_config())
 
 # run name -> (config argument, label in the tables)
 RUNS = {
@@ -42,34 +47,27 @@ RUNS = {
 NAMES = {k: v[1] for k, v in RUNS.items()}
 
 
-def run_config(arg: str, workdir: str, seed: int):
+def run_config(arg: str, workdir: str):
   size = "" if _SIZE.value == "paper" else "," + _SIZE.value
   c = ganmut_configs.get_config(arg + size)
-  c.seed = seed
-  c.eval.classifier_dir = os.path.join(workdir, "evaluator")
+  c.seed = _SEED.value
+  c.train.progress = False
+  c.eval.classifier_dir = os.path.join(os.path.abspath(workdir), "evaluator")
   if _STEPS.value:
     config_lib.set_num_steps(c, _STEPS.value)
   return c
 
 
+def _trainable(name: str) -> bool:
+  return not _TABLES_ONLY.value and (not _ONLY.value or name in _ONLY.value)
+
+
 def run_all(workdir: str) -> dict:
-  """{run name: [metrics of each seed]} for the runs that exist after training the requested ones."""
-  out = {}
-  for name, (arg, _) in RUNS.items():
-    for seed in range(_SEED.value, _SEED.value + _SEEDS.value):
-      run_dir = os.path.join(workdir, name, f"seed_{seed}")
-      path = os.path.join(run_dir, "ganmut_metrics.json")
-      if not _ONLY.value or name in _ONLY.value:
-        c = run_config(arg, workdir, seed)
-        if train.finished(c, run_dir) and os.path.exists(path):
-          print(f"== {name} seed {seed}: finished earlier, kept", flush=True)
-        else:
-          print(f"== {name} seed {seed} (configs/ganmut.py:{arg})", flush=True)
-          train.train_and_evaluate(c, run_dir)
-      if os.path.exists(path):
-        with open(path) as f:
-          out.setdefault(name, []).append(json.load(f))
-  return out
+  """{run name: [report metrics of each seed]} for the runs that exist after training the
+  requested ones."""
+  runs = [runner.Run(name, run_config(arg, workdir)) for name, (arg, _) in RUNS.items()]
+  return runner.strip(runner.execute(workdir, runs, seeds=_SEEDS.value, train=_trainable,
+                                     overrides=experiment.overrides()), "report/")
 
 
 # ---------------------------------------------------------------- tables
@@ -109,9 +107,8 @@ def tables(m: dict, nc: int = 7) -> str:
   out = ["# GANmut on the synthetic faces: the paper's tables over seeds\n",
          "Cells: mean [95 % interval] over seeds (" + ", ".join(f"{NAMES[r]}: {n}"
                                                               for r, n in n_seeds.items())
-         + "). One evaluator classifier per seed (the paper's VGGNet role), trained on that seed's "
-         "training split, scores every run of the seed on held-out identities; its accuracy on the "
-         "real test faces: "
+         + "). One evaluator classifier (the paper's VGGNet role), trained on the training split, "
+         "scores every run and seed on held-out identities; its accuracy on the real test faces: "
          + cell(ref("evaluator_acc_test")) + f" over {cell(ref('test_faces'), 0)} test faces.\n"]
 
   # Table 1

@@ -30,3 +30,43 @@ def test_runs_train_once_and_are_read_back(tmp_path, monkeypatch):
   with pytest.raises(workdir_lib.WorkdirError, match=r"holds 2 seed\(s\), not the 3 asked for"):
     runner.execute(str(tmp_path), runs[:1], seeds=3, log=lambda _: None)
   assert runner.strip(got)["a/levasa"][0]["pixel_mse"] == got["a/levasa"][0]["eval/pixel_mse"]
+
+
+def test_overrides_reach_every_run_and_a_run_of_another_config_is_refused(tmp_path, monkeypatch):
+  run = runner.Run("levasa", levasa_tiny(train__num_steps=3))
+  quiet = dict(log=lambda _: None)
+  with pytest.raises(Exception, match=r"override train\.no_such_field=1: the config has no field"):
+    runner.execute(str(tmp_path), [run], overrides={"train.no_such_field": 1}, **quiet)
+  got = runner.execute(str(tmp_path), [run], overrides={"train.num_steps": 2}, **quiet)
+  assert json.load(open(tmp_path / "levasa" / "config.json"))["train"]["num_steps"] == 2
+  assert run.config.train.num_steps == 3  # the run's own config is left as it was
+
+  def no_training(*a, **k):
+    raise AssertionError("a finished run was retrained")
+  monkeypatch.setattr(train, "train_and_evaluate", no_training)
+  # a renamed run with another presentation field (train.progress) is the same run
+  moved = tmp_path / "moved"
+  os.rename(tmp_path / "levasa", moved)
+  again = runner.Run("moved", with_progress(run.config))
+  assert runner.execute(str(tmp_path), [again], overrides={"train.num_steps": 2}, **quiet)["moved"] == got["levasa"]
+  with pytest.raises(workdir_lib.WorkdirError, match=r"another config \(train\.num_steps: 2 -> 3\)"):
+    runner.execute(str(tmp_path), [again], **quiet)
+
+
+def with_progress(config):
+  c = config.copy_and_resolve_references()
+  c.train.progress = not c.train.progress
+  return c
+
+
+def test_a_run_trained_outside_the_runner_is_adopted_from_its_seeds_json(tmp_path):
+  d = tmp_path / "ganmut"
+  d.mkdir()
+  (d / "seeds.json").write_text(json.dumps({"num_seeds": 2, "metrics": {
+      "report/fed": {"per_seed": [3.0, None]}, "eval/acc": {"per_seed": [0.5, 0.7]}}}))
+  assert not runner.adopt(str(tmp_path), "absent")
+  assert runner.adopt(str(tmp_path), "ganmut")
+  got = runner.execute(str(tmp_path), [runner.Run("ganmut", levasa_tiny())], seeds=2, train=False,
+                       log=lambda _: None)["ganmut"]
+  assert got[0] == {"report/fed": 3.0, "eval/acc": 0.5}
+  assert got[1]["eval/acc"] == 0.7 and got[1]["report/fed"] != got[1]["report/fed"]  # NaN

@@ -499,14 +499,17 @@ def _training_speed(workdir: str) -> dict:
 
 
 def stage_tables(c: Campaign, runs_dir: str) -> dict:
-  """experiments/ganmut.py's tables from the K-seed runs (it trains nothing: --only names none of
-  its runs, so it reads workdir/<run>/seed_<i>/ganmut_metrics.json)."""
+  """experiments/ganmut.py's tables from the K-seed runs (--tables_only: it trains nothing; each
+  run trained here is adopted by affectjax.runner from its seeds.json first)."""
   a = c.args
   if not glob.glob(os.path.join(runs_dir, "*", "seed_*", "ganmut_metrics.json")):
     record(c, "tables", "skipped", 0.0, error="no run wrote ganmut_metrics.json")
     return {}
+  from affectjax import runner
+  for run in RUN_ARGS:
+    runner.adopt(runs_dir, run)
   run_item(c, "tables", [sys.executable, "experiments/ganmut.py", f"--workdir={runs_dir}",
-                         "--only=_tables_only_", f"--seeds={a.seeds}", "--seed=0"],
+                         "--tables_only", f"--seeds={a.seeds}", "--seed=0"],
            timeout_s=180, min_s=5, reserve_s=a.pack_reserve_s)
   return read_verdicts(runs_dir)
 
