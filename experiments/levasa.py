@@ -1,6 +1,7 @@
 """LeVAsa (../shared/papers/levasa.md): the paper's five models and its Tables 1-3, Figures 2-4.
 
   python experiments/levasa.py --workdir=runs/levasa_paper [--steps=N] [--seeds=K] [--quick]
+      [--tables_only] [--config.X=value]
 
 Trains (or resumes) Vanilla VAE and LeVAsa on the IMFDB-like set (labels only; VA by annotation
 transfer from the AffectNet-like reference set; continuous and discrete) and on the AFEW-like
@@ -36,6 +37,7 @@ _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every mod
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny models and data (a smoke test, not a result).")
 _SEED = flags.DEFINE_integer("seed", 0, "config.seed of every model: its data set; seed i trains with root key and data order seed + i.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per model, trained as one program (train.num_seeds).")
+experiment.define_overrides(levasa_configs.get_config())  # --config.X=value: that field of every run
 _TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "Train nothing: write tables.md from the "
                                   "runs already finished in --workdir (missing runs are left out).")
 _CONFIG = flags.DEFINE_string("config_args", "", "Extra configs/levasa.py arguments for every "
@@ -71,7 +73,8 @@ def run_all(workdir: str, train: bool = True) -> tuple[dict, int]:
   affectjax.runner run per model in workdir/<name>, its seeds in one program (train=False: only
   the runs already finished)."""
   runs = [runner.Run(name, model_config(name, arg, _SEED.value)) for name, arg in MODELS.items()]
-  finished = runner.execute(workdir, runs, seeds=_SEEDS.value, train=train)
+  finished = runner.execute(workdir, runs, seeds=_SEEDS.value, train=train,
+                            overrides=experiment.overrides())
   summaries, steps = {name: [] for name in MODELS}, 0
   for name in MODELS:
     for k in range(_SEEDS.value if name in finished else 0):

@@ -5,6 +5,7 @@ identity leaking into e).
 
   python experiments/rbvae.py --workdir=runs/rbvae [--size=small|paper|tiny] [--seeds=K]
       [--steps=N] [--datasets=digits,faces] [--only=srbvae,rbvae] [--sweep=1,5,10,25,50]
+      [--tables_only] [--config.X=value]
 
 Each (dataset, model) is one run of affectjax.runner in workdir/<dataset>/<model>[_reg<r>], its K
 seeds trained as one program (train.num_seeds; seed i: root key and data order i, one data set);
@@ -26,9 +27,11 @@ flags.DEFINE_string("workdir", None, "Where the runs and table1.md go.")
 _SIZE = flags.DEFINE_enum("size", "small", ["small", "paper", "tiny"],
                           "small: 32x32 CPU runs; paper: the paper's sizes (GPU); tiny: a smoke test.")
 _SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per model (mean [95 % interval] over them).")
+experiment.define_overrides(rbvae_configs.get_config())  # --config.X=value: that field of every run
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every run (0: the config's epochs).")
 _DATASETS = flags.DEFINE_list("datasets", ["digits", "faces"], "digits and/or faces.")
 _ONLY = flags.DEFINE_list("only", [], "Train only these models; the table uses every run that exists.")
+_TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "Train nothing: the table of the finished runs.")
 _SWEEP = flags.DEFINE_list("sweep", [], "Regularisation values in [1, 50] for beta-VAE, DIP-VAE-I/II and FactorVAE.")
 
 # Table 1's rows, in the paper's order: (model, label)
@@ -75,7 +78,7 @@ def run_name(dataset, model, reg=None) -> str:
 
 def _trainable(name: str) -> bool:
   model = name.split("/")[1].split("_reg")[0]
-  return not _ONLY.value or model in _ONLY.value
+  return not _TABLES_ONLY.value and (not _ONLY.value or model in _ONLY.value)
 
 
 def collect(workdir, dataset) -> dict:
@@ -83,7 +86,8 @@ def collect(workdir, dataset) -> dict:
   per swept model, chosen by selection_score."""
   regs = {m: (_SWEEP.value if (m in SWEPT and _SWEEP.value) else [None]) for m, _ in ROWS}
   runs = [runner.Run(run_name(dataset, m, r), run_config(dataset, m, r)) for m, _ in ROWS for r in regs[m]]
-  results = runner.strip(runner.execute(workdir, runs, seeds=_SEEDS.value, train=_trainable))
+  results = runner.strip(runner.execute(workdir, runs, seeds=_SEEDS.value, train=_trainable,
+                                                      overrides=experiment.overrides()))
   out, chosen = {}, {}
   for model, _ in ROWS:
     best = None

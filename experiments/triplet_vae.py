@@ -1,6 +1,7 @@
 """The triplet VAE (../shared/papers/triplet_vae.md): Tables II-III, Figures 4-5, traversals.
 
   python experiments/triplet_vae.py --workdir=runs/triplet_vae [--steps=N] [--seeds=K] [--quick]
+      [--tables_only] [--config.X=value]
 
 Trains (or resumes) VAE, M1 and M2 in the posed setting (Table II: 7 emotions, artificial
 triplets) and the spontaneous setting (Table III: positive/negative, crowd triplets with 5
@@ -27,6 +28,7 @@ from affectjax.methods.triplet_vae import evaluate as ev
 flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every model (0: the paper's 100,000).")
 _SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per model, trained as one program (train.num_seeds).")
+experiment.define_overrides(tv_configs.get_config())  # --config.X=value: that field of every run
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny models and data (a smoke test, not a result).")
 _MODELS = flags.DEFINE_list("models", ["vae", "m1", "m2"], "Models to train (m2_prior too if asked).")
 _SETTINGS = flags.DEFINE_list("settings", ["posed", "spontaneous"], "Table II (posed), Table III (spontaneous).")
@@ -60,7 +62,8 @@ def run_all(workdir: str) -> dict:
   """{setting: {row: [metrics per seed]}} with rows raw, pca and the models."""
   runs = [runner.Run(f"{setting}/{model}", model_config(model, setting))
           for setting in _SETTINGS.value for model in _MODELS.value]
-  results = runner.strip(runner.execute(workdir, runs, seeds=_SEEDS.value, train=not _TABLES_ONLY.value),
+  results = runner.strip(runner.execute(workdir, runs, seeds=_SEEDS.value, train=not _TABLES_ONLY.value,
+                                                      overrides=experiment.overrides()),
                          "report/")
   out = {}
   for setting in _SETTINGS.value:
