@@ -1,17 +1,23 @@
 """The command-line shell shared by the experiments/ scripts: each script is a function from its
 workdir to the markdown of its tables; `run` checks --workdir, writes the markdown beside the runs
-and prints it. `define_overrides(base)` gives a script ml_collections' --config.section.field=value
+and prints it, with claims.json: the command, every claim judged (affectjax.evaluate.seeds) with
+its verdict line, the finished runs (seeds, steps, wall time) and the figures, which
+experiments/results.py turns into docs/results.md. `define_overrides(base)` gives a script ml_collections' --config.section.field=value
 flags, typed and checked against its base config, which `overrides()` returns for
 affectjax.runner.execute to set on every run."""
 from __future__ import annotations
 
+import glob
+import json
 import os
+import sys
 from typing import Callable
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from affectjax import errors, train
+from affectjax import errors, runner, train, workdir as workdir_lib
+from affectjax.evaluate import seeds
 
 _OVERRIDES = "config"
 
@@ -31,6 +37,28 @@ def overrides() -> dict:
   return dict(config_flags.get_override_values(flags.FLAGS[_OVERRIDES]))
 
 
+CLAIMS = "claims.json"
+
+
+def figures(workdir: str) -> list[str]:
+  """The figures a reader looks at, relative to workdir: the experiment's own (workdir/*.png),
+  then each run's first seed's (<run>/seed_0/*.png, or <run>/*.png for one seed)."""
+  own = sorted(glob.glob(os.path.join(workdir, "*.png")))
+  runs = []
+  for r in runner.finished_runs(workdir):
+    d = runner.seed_dir(workdir, r["name"], 0, r["num_seeds"])
+    runs += sorted(glob.glob(os.path.join(d, "*.png")))
+  return [os.path.relpath(p, workdir).replace(os.sep, "/") for p in own + runs]
+
+
+def summary(workdir: str, report: str) -> dict:
+  """What claims.json holds (see the module's docstring)."""
+  argv = [os.path.relpath(sys.argv[0])] + sys.argv[1:] if sys.argv else []
+  return {"command": " ".join(["python"] + argv), "tables": report,
+          "claims": [c.record() for c in seeds.JUDGED], "runs": runner.finished_runs(workdir),
+          "figures": figures(workdir)}
+
+
 def run(tables: Callable[[str], str], *, report: str = "tables.md") -> None:
   """Runs `tables(workdir)` under absl (one-line errors for user mistakes), then writes its text
   to workdir/report and prints it. The script must define --workdir."""
@@ -39,9 +67,12 @@ def run(tables: Callable[[str], str], *, report: str = "tables.md") -> None:
     train.quiet_console_logging()
     workdir = flags.FLAGS.workdir
     os.makedirs(workdir, exist_ok=True)
+    del seeds.JUDGED[:]
     text = tables(workdir)
     with open(os.path.join(workdir, report), "w") as f:
       f.write(text)
+    workdir_lib.write_atomic(os.path.join(workdir, CLAIMS), json.dumps(train.json_safe(
+        summary(workdir, report)), indent=1))
     print(text)
 
   flags.mark_flags_as_required(["workdir"])

@@ -143,3 +143,17 @@ def adopt(workdir: str, name: str) -> bool:
             "per_seed": _per_seed(d, {}, k)}
   workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
   return True
+
+
+def finished_runs(workdir: str) -> list[dict]:
+  """Every finished run under workdir (its results.json): name, seeds, wall time and steps."""
+  out = []
+  for root, _, files in sorted(os.walk(workdir)):
+    if RESULTS in files:
+      with open(os.path.join(root, RESULTS)) as f:
+        r = json.load(f)
+      steps = (r.get("config") or {}).get("train", {}).get("num_steps")
+      out.append({"name": os.path.relpath(root, workdir).replace(os.sep, "/"),
+                  "num_seeds": r["num_seeds"], "wall_s": r.get("wall_s"), "num_steps": steps,
+                  "adopted": bool(r.get("adopted"))})
+  return out

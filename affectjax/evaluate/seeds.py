@@ -61,6 +61,15 @@ class Comparison:
   p_holm: float = float("nan")
   verdict: str = "inconclusive"
   seeds_needed: Optional[int] = None  # per arm, for POWER at the observed effect; None: > 100
+  paper: str = ""  # what the paper reports for this claim (its numbers), for the results page
+  mean_a: float = float("nan")  # each arm's mean over its seeds (the test's values)
+  mean_b: float = float("nan")
+
+  def record(self) -> dict:
+    """The claim as JSON-ready fields, with its verdict line (NaN as None)."""
+    out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+           for k, v in dataclasses.asdict(self).items()}
+    return {**out, "line": self.line()}
 
   def line(self, digits: int = 4) -> str:
     """'verdict: A - B = d [lo, hi], paired t p = ... (Holm ...), n = 3 / 3[; ...seeds...]'."""
@@ -93,10 +102,17 @@ def _seeds_needed(effect: float, paired: bool) -> Optional[int]:
 
 
 def compare(text: str, a: Sequence[float], b: Sequence[float], *, paired: bool,
-            higher_is_better: bool = True) -> Comparison:
+            higher_is_better: bool = True, paper: str = "") -> Comparison:
   """A two-sided t-test of A against B over seeds. paired: a[i] and b[i] come from the same seed
   (same root key and data order), so the test is on the per-seed differences of the first
-  min(len) seeds with both values finite; otherwise Welch's unequal-variance test."""
+  min(len) seeds with both values finite; otherwise Welch's unequal-variance test. paper: what
+  the paper reports for the claim (shown beside ours on the results page)."""
+  means = dict(paper=paper, mean_a=summarize(a)["mean"], mean_b=summarize(b)["mean"])
+  return dataclasses.replace(_compare(text, a, b, paired=paired, higher_is_better=higher_is_better),
+                             **means)
+
+
+def _compare(text, a, b, *, paired, higher_is_better) -> Comparison:
   if paired:
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None
              and math.isfinite(float(x)) and math.isfinite(float(y))]
@@ -144,6 +160,10 @@ def holm(pvalues: Sequence[float]) -> list[float]:
   return out
 
 
+# Every claim judged in this process, in order: what affectjax.experiment writes to claims.json
+JUDGED: list[Comparison] = []
+
+
 def judge(comparisons: Sequence[Comparison]) -> list[Comparison]:
   """The verdicts of one paper's claims, Holm-corrected together: 'holds' when A beats B at
   adjusted p < ALPHA, 'does NOT hold' when B beats A there, 'inconclusive' otherwise."""
@@ -154,6 +174,7 @@ def judge(comparisons: Sequence[Comparison]) -> list[Comparison]:
     if math.isfinite(p) and p < ALPHA and c.diff != 0:
       verdict = "holds" if (c.diff > 0) == c.higher_is_better else "does NOT hold"
     out.append(dataclasses.replace(c, p_holm=p, verdict=verdict))
+  JUDGED.extend(out)
   return out
 
 
@@ -164,8 +185,9 @@ class Claims:
     self._items: list[Comparison] = []
 
   def add(self, text: str, a: Sequence[float], b: Sequence[float], *, paired: bool,
-          higher_is_better: bool = True) -> None:
-    self._items.append(compare(text, a, b, paired=paired, higher_is_better=higher_is_better))
+          higher_is_better: bool = True, paper: str = "") -> None:
+    self._items.append(compare(text, a, b, paired=paired, higher_is_better=higher_is_better,
+                               paper=paper))
 
   def judged(self) -> list[Comparison]:
     return judge(self._items)
