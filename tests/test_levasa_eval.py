@@ -474,3 +474,18 @@ def test_ceiling_fields_are_validated():
     c.eval[name] = 0
     with pytest.raises(ConfigError, match=f"config.eval.{name}=0 must be > 0"):
       levasa.validate(c)
+
+
+def test_encoding_twice_compiles_once():
+  """encode's jitted function is kept per model: a second pass over a split reuses the compile."""
+  from affectjax import train
+  from affectjax.methods.levasa import evaluate as ev
+  from conftest import levasa_tiny
+  s = train.setup(levasa_tiny())
+  state = train.host_state(train.init_state(s))
+  model = s.method.evaluate.keywords["model"]
+  first = ev.encode(state, s.data.test, model=model, config=s.config, limit=8, reconstruct=True)
+  fn = ev._encoder(model, True)
+  again = ev.encode(state, s.data.test, model=model, config=s.config, limit=8, reconstruct=True)
+  assert fn._cache_size() == 1 and ev._encoder(model, True) is fn
+  np.testing.assert_array_equal(first["mu"], again["mu"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,27 @@ def _variables(state):
   return variables(state.params[PLAYER], state.aux)
 
 
+_ENCODERS = weakref.WeakKeyDictionary()  # model -> {reconstruct: jitted encoder}: compiled once
+
+
+def _encoder(model, reconstruct: bool):
+  """The jitted encoder of `model` (one per model and flag, so evaluations reuse its compile)."""
+  per_model = _ENCODERS.setdefault(model, {})
+  if reconstruct not in per_model:
+    @jax.jit
+    def fn(variables, images):
+      mu, logvar = model.apply(variables, images, method=model.encode)
+      out = {"mu": mu, "logvar": logvar}
+      if model.head_dim:
+        out["r_v"], out["r_a"] = model.apply(variables, mu, method=model.heads)
+      if reconstruct:
+        x_hat = model.apply(variables, mu, method=model.decode)
+        out["pixel_mse"] = jnp.mean(jnp.square(x_hat - images), axis=(1, 2, 3))
+      return out
+    per_model[reconstruct] = fn
+  return per_model[reconstruct]
+
+
 def encode(state, source, *, model, config, limit=None, reconstruct=False, pixels=False) -> dict:
   """mu (z = mu at evaluation, as the paper), head outputs and annotations for a whole split.
 
@@ -45,18 +67,7 @@ def encode(state, source, *, model, config, limit=None, reconstruct=False, pixel
   the pixel baseline and of the supervised CNN ceiling).
   """
   chunk = tuple(config.model.chunk_sizes)
-
-  @jax.jit
-  def fn(variables, images):
-    mu, logvar = model.apply(variables, images, method=model.encode)
-    out = {"mu": mu, "logvar": logvar}
-    if model.head_dim:
-      out["r_v"], out["r_a"] = model.apply(variables, mu, method=model.heads)
-    if reconstruct:
-      x_hat = model.apply(variables, mu, method=model.decode)
-      out["pixel_mse"] = jnp.mean(jnp.square(x_hat - images), axis=(1, 2, 3))
-    return out
-
+  fn = _encoder(model, reconstruct)
   variables = _variables(state)
 
   def batch_fn(batch):
