@@ -190,28 +190,37 @@ def tables(m: dict, nc: int = 7) -> str:
   # verdicts
   lower = dict(higher_is_better=False)
   claims, judged = [], seeds.Claims()
-  def claim(text, a, b, va, vb, **kw):
+  def claim(text, a, b, va, vb, paper="", **kw):
     if len(va) and len(vb):  # both sides were run, on the same seeds: paired
       claims.append([text, NAMES.get(a, a), NAMES.get(b, b)])
-      judged.add(text, va, vb, paired=True, **kw)
+      judged.add(text, va, vb, paired=True, paper=paper, **kw)
   claim("GANmut interpolates more smoothly than StarGAN (Table 1, mean)", "ganmut", "stargan",
-        _mean_over(m, "ganmut", smooth), _mean_over(m, "stargan", smooth), **lower)
+        _mean_over(m, "ganmut", smooth), _mean_over(m, "stargan", smooth),
+        paper="Table 1: GANmut 0.33-0.38 vs StarGAN 0.43-0.79 per emotion (mean of the 6: "
+        "0.36 vs 0.55)", **lower)
   claim("lambda_rho = 4 is smoother than lambda_rho = 1 (Sec. 5.2)", "ganmut", "ganmut_rho1",
-        _mean_over(m, "ganmut", smooth), _mean_over(m, "ganmut_rho1", smooth), **lower)
+        _mean_over(m, "ganmut", smooth), _mean_over(m, "ganmut_rho1", smooth),
+        paper="Sec. 5.2: qualitative (Fig. 4), no number for lambda_rho = 1", **lower)
   claim("GGANmut reproduces complex emotions best (ERE Setting 1)", "gganmut", "ganmut",
-        values(m, "gganmut", "ere_1"), values(m, "ganmut", "ere_1"), **lower)
+        values(m, "gganmut", "ere_1"), values(m, "ganmut", "ere_1"),
+        paper="Table 2 ERE Setting 1: GGANmut 0.020 vs GANmut 0.025", **lower)
   claim("GANmut's ERE is below StarGAN's (Setting 1)", "ganmut", "stargan",
-        values(m, "ganmut", "ere_1"), values(m, "stargan", "ere_1"), **lower)
+        values(m, "ganmut", "ere_1"), values(m, "stargan", "ere_1"),
+        paper="Table 2 ERE Setting 1: GANmut 0.025 vs StarGAN 0.038", **lower)
   claim("GANmut's FED is below StarGAN's (Table 2)", "ganmut", "stargan",
-        values(m, "ganmut", "fed"), values(m, "stargan", "fed"), **lower)
+        values(m, "ganmut", "fed"), values(m, "stargan", "fed"),
+        paper="Table 2 FED: GANmut 0.71 vs StarGAN 4.89 (Real 0.21)", **lower)
   claim("GGANmut's FED is above GANmut's (Table 2)", "gganmut", "ganmut",
-        values(m, "gganmut", "fed"), values(m, "ganmut", "fed"))
+        values(m, "gganmut", "fed"), values(m, "ganmut", "fed"),
+        paper="Table 2 FED: GGANmut 18.32 vs GANmut 0.71")
   if present:
     claim("generated expressions are more recognisable than real ones (Table 3, mean)", "ganmut",
           "Real", _mean_over(m, "ganmut", acc),
-          _mean_over({"x": first}, "x", [f"acc_real_{c}" for c in range(nc)]))
+          _mean_over({"x": first}, "x", [f"acc_real_{c}" for c in range(nc)]),
+          paper="Table 3 accuracy (%), mean of the 7 classes: GANmut 91.1 vs Real 58.2")
     claim("the learned directions follow valence-arousal better than chance", "ganmut", "chance",
-          values(m, "ganmut", "angle_err_deg"), ref("angle_err_chance_deg"), **lower)
+          values(m, "ganmut", "angle_err_deg"), ref("angle_err_chance_deg"),
+          paper="Sec. 5.1, Sec. 6: qualitative (Figs. 1, 3: space resembles VA), no number", **lower)
   rows = [row + [c.line()] for row, c in zip(claims, judged.judged())]
   out += ["## Verdicts\n", seeds.Claims.HEADER + "\n", _claims(rows)]
   return "\n".join(out)

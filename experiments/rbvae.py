@@ -154,6 +154,20 @@ def table(dataset, runs, chosen) -> str:
   return "\n".join(lines) + "\n"
 
 
+def _paper_text(dataset, a, b) -> str:
+  """Table 1's Avg. column (and Sec. 5.3's z-only averages) for the claim 'a beats b'."""
+  where = "AffectNet Avg. accuracy" if dataset == "faces" else "MNIST Avg. MAE"
+  avg = lambda model: (f"{PAPER_Z[dataset][model[:-2]]:.3f}" if model.endswith("/z")
+                       else f"{PAPER[dataset][model][-1]:.3f}")
+  name = lambda model: (dict(ROWS)[model[:-2]] + " z" if model.endswith("/z")
+                        else dict(ROWS)[model] + (" e" if model in ("rbvae", "srbvae") else ""))
+  missing = [dict(ROWS)[m.split("/")[0]] for m in (a, b) if m.split("/")[0] not in PAPER[dataset]]
+  if missing:
+    return f"not in the paper ({', '.join(missing)} is our added baseline)"
+  src = "Sec. 5.3 + Table 1" if b.endswith("/z") else "Table 1"
+  return f"{src} {where}: {name(a)} {avg(a)} vs {name(b)} {avg(b)}"
+
+
 def _verdicts(dataset, runs, avg) -> str:
   higher = dataset == "faces"
   claims = seeds_lib.Claims()
@@ -162,12 +176,12 @@ def _verdicts(dataset, runs, avg) -> str:
     for model, label in ROWS:
       if model != "srbvae" and model in runs:  # every model on seeds 0, 1, ...: paired
         claims.add(f"sRb-VAE (e) beats {label}", s, [m[f"main/{avg}"] for m in runs[model]],
-                   paired=True, higher_is_better=higher)
+                   paired=True, higher_is_better=higher, paper=_paper_text(dataset, "srbvae", model))
   for model in ("rbvae", "srbvae"):
     if model in runs:
       claims.add(f"{dict(ROWS)[model]}: e predicts the target factors better than z",
                  [m[f"main/{avg}"] for m in runs[model]], [m[f"z/{avg}"] for m in runs[model]],
-                 paired=True, higher_is_better=higher)
+                 paired=True, higher_is_better=higher, paper=_paper_text(dataset, model, model + "/z"))
   return "\n".join([f"Claims. {claims.HEADER}", ""]
                    + [f"- {c.text}: {c.line()}" for c in claims.judged()])
 

@@ -84,6 +84,23 @@ def _cells(values, keys):
   return [seeds_lib.cell([v.get(k, np.nan) for v in values]) for k in keys]
 
 
+# Where each claim's key sits in a PAPER row, and how the paper names it.
+PAPER_COLUMNS = {"accuracy": (1, "accuracy"), "triplets_artificial": (2, "satisfied triplets"),
+                 "triplets_crowd_5": (2, "satisfied triplets, column 5"),
+                 "triplets_crowd_3": (3, "satisfied triplets, column 3"),
+                 "triplets_crowd_1": (4, "satisfied triplets, column 1")}
+
+
+def _paper_text(setting: str, a: str, b: str, key: str) -> str:
+  """What the paper's Table II (posed) or III (spontaneous) reports for 'a beats b on key'."""
+  table = "III" if setting == "spontaneous" else "II"
+  if key not in PAPER_COLUMNS or a not in PAPER[setting] or b not in PAPER[setting]:
+    return f"Table {table}: no number for {key}"
+  i, what = PAPER_COLUMNS[key]
+  return (f"Table {table}: {ROW_NAMES[a]} {PAPER[setting][a][i]} vs {ROW_NAMES[b]} "
+          f"{PAPER[setting][b][i]} ({what})")
+
+
 def tables(results: dict) -> str:
   parts = []
   for setting, rows in results.items():
@@ -114,7 +131,8 @@ def tables(results: dict) -> str:
                       ("m2", "raw", "accuracy"), ("m2", "vae", "accuracy")):
       if a in rows and b in rows:  # every row on the same seeds: paired
         claims.add(f"{ROW_NAMES[a]} > {ROW_NAMES[b]} on {key}", [v.get(key, np.nan) for v in rows[a]],
-                   [v.get(key, np.nan) for v in rows[b]], paired=True)
+                   [v.get(key, np.nan) for v in rows[b]], paired=True,
+                   paper=_paper_text(setting, a, b, key))
     lines += ["", f"Claims. {claims.HEADER}", ""]
     lines += [f"- {c.text}: {c.line()}" for c in claims.judged()]
     parts.append("\n".join(lines))
