@@ -144,7 +144,8 @@ def reference_mask(config, splits: Splits) -> np.ndarray:
 def prepare_data(config, splits: Splits) -> Splits:
   """Marks is_reference on the training split (faces: neutral -> reference, expressive ->
   unlabelled) and finds the two probe splits (Splits.probe_fit; test = probe_score): a source
-  without them has its test split halved at random (seeded by config.seed)."""
+  without them has its test split halved at random (seeded by config.seed): by person when it
+knows identities, else by row."""
   mask = reference_mask(config, splits)
   train = splits.train
   if isinstance(train, ArraySource):
@@ -154,10 +155,27 @@ def prepare_data(config, splits: Splits) -> Splits:
   meta = dict(splits.metadata, num_reference=int(mask.sum()), num_unlabelled=int((~mask).sum()))
   test, probe_fit = splits.test, splits.probe_fit
   if probe_fit is None:
-    perm = np.random.default_rng(config.seed + 7).permutation(len(test))
-    half = len(test) // 2
-    probe_fit, test = subset(test, np.sort(perm[:half])), subset(test, np.sort(perm[half:]))
+    fit_rows, meta["probe_split"] = _probe_fit_rows(test, np.random.default_rng(config.seed + 7))
+    rest = np.setdiff1d(np.arange(len(test)), fit_rows)
+    probe_fit, test = subset(test, fit_rows), subset(test, rest)
   return dataclasses.replace(splits, train=train, test=test, metadata=meta, probe_fit=probe_fit)
+
+
+def _identities(source):
+  """The identity of every example, or None when the source has no identity field."""
+  first = source.gather(np.arange(min(1, len(source))))
+  return _read(source, "identity") if "identity" in first else None
+
+
+def _probe_fit_rows(test, rng) -> tuple[np.ndarray, str]:
+  """Rows of the test split the probes are fitted on (the rest scores them): half of its people
+  when it knows identities (so a probe cannot score on the faces of people it was fitted on, as
+  the digits' halves hold disjoint digits, Sec. 5.3), else half of its rows; sorted, with how."""
+  ids = _identities(test)
+  if ids is not None and len(np.unique(ids)) >= 2:
+    people = rng.permutation(np.unique(ids))
+    return np.flatnonzero(np.isin(ids, people[: len(people) // 2])), "by identity"
+  return np.sort(rng.permutation(len(test))[: len(test) // 2]), "by row"
 
 
 def resolve_num_steps(config, num_unlabelled: int) -> int:
