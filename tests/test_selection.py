@@ -1,7 +1,8 @@
 """Fit, select, score: every choice a method makes from data (the triplet VAE's selected step and
 SVM C, LeVAsa's chunks and CNN-ceiling step, Rb-VAE's fit-split selection probe that sweeps read)
 is unchanged when the scoring split's labels are permuted, while the scored numbers move.
-dual_domain and GANmut choose nothing from data (SWA and the evaluator run fixed schedules)."""
+dual_domain and GANmut choose nothing from data (SWA and the evaluator run fixed schedules); the
+triplet VAE experiment's per-model tuning reads the validation ELBO only."""
 import dataclasses
 import json
 import os
@@ -64,3 +65,35 @@ def test_selection_never_reads_the_scoring_split(name, tmp_path, monkeypatch):
   assert permuted[scored] != plain[scored]  # the permutation reached what is scored
   if name == "levasa":
     assert "ceiling_best_step" in plain["selection"]
+
+
+def test_triplet_vae_tuning_chooses_on_validation_elbo_never_on_the_scored_split(tmp_path):
+  """experiments/triplet_vae.py --tune_gamma picks M2's gamma by the validation ELBO: the scored
+  accuracies favour 0.04, the validation ELBO 0.16; swapping the scored numbers changes nothing
+  but the table's cell (the script runs in a subprocess: experiment modules define absl flags)."""
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def write(scored):  # what affectjax.runner leaves for a finished run of 2 seeds
+    for g, elbo in (("0.04", -50.0), ("0.16", -30.0)):
+      d = tmp_path / "posed" / "tune" / f"m2_g{g}"
+      d.mkdir(parents=True, exist_ok=True)
+      per_seed = [{"eval/best_val_elbo": elbo + seed, "report/m2_accuracy": scored[g],
+                   **{f"report/{row}_{k}": v for row in ("raw", "pca", "m2")
+                      for k, v in (("dim", 8.0), ("identity_chance", 0.1))}} for seed in range(2)]
+      (d / "results.json").write_text(json.dumps({"num_seeds": 2, "per_seed": per_seed}))
+
+  def tables():
+    subprocess.run([sys.executable, os.path.join(repo, "experiments", "triplet_vae.py"),
+                    f"--workdir={tmp_path}", "--tables_only", "--settings=posed", "--models=m2",
+                    "--tune_gamma=0.04,0.16", "--seeds=2"], check=True, capture_output=True)
+    return (tmp_path / "tables.md").read_text()
+
+  write({"0.04": 0.9, "0.16": 0.5})
+  first = tables()
+  assert "- M2: chose m2_g0.16 (loss.gamma=0.04: -49.5; loss.gamma=0.16: -29.5)" in first
+  assert "| M2 | 8 | 0.500 [0.500, 0.500] |" in first
+  write({"0.04": 0.5, "0.16": 0.9})
+  second = tables()
+  assert "- M2: chose m2_g0.16" in second and "| M2 | 8 | 0.900 [0.900, 0.900] |" in second
