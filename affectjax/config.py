@@ -49,6 +49,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.num_parallel_calls = 2
   c.data.prefetch = 2
 
+  # Evaluations of the representation added to the method's own (affectjax/evaluate/registry.py):
+  # {name: ConfigDict(type='linear_probe' | 'ridge_r2' | 'identity_leakage', feature, target)}
+  c.evals = ml_collections.ConfigDict()
+
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adam"
   c.optim.lr = 1e-3

@@ -37,6 +37,7 @@ from affectjax import methods
 from affectjax import metric_writers
 from affectjax import workdir as workdir_lib
 from affectjax.data import pipeline, sources
+from affectjax.evaluate import registry
 from affectjax.errors import UserError, warn
 
 
@@ -138,7 +139,7 @@ def _build(config, **overrides) -> Setup:
   """setup() for a config already validated."""
   mesh = make_mesh()
   loaded = sources.load(config)
-  method = methods.get(config, loaded, **overrides)
+  method = registry.with_evals(methods.get(config, loaded, **overrides), config)
   data = method.data if method.data is not None else loaded
   k, shared = config.train.num_seeds, bool(config.train.shared_data_order)
   if k == 1:
