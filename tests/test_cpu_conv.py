@@ -163,3 +163,51 @@ def test_vae_and_rbvae_networks_equal_with_and_without_the_cpu_path(monkeypatch)
     jax.tree.map(np.testing.assert_array_equal, p0, p1)
     _close(v1, v0, scale=abs(float(v0)))
     jax.tree.map(lambda a, b: _close(a, b, scale=float(jnp.max(jnp.abs(b))) + 1e-3), g1, g0)
+
+
+# (N, H, Cin, Cout, kernel, stride, padding) at GANmut's 64x64 shapes, narrowed in batch and width:
+# G's 7x7, 4x4/2 down, 3x3 residual, D's first 4x4/2; odd sizes and uneven pads for the remainders
+CANONICAL = [(2, 16, 10, 8, 7, 1, (3, 3)), (2, 16, 8, 16, 4, 2, (1, 1)), (2, 8, 16, 16, 3, 1, (1, 1)),
+             (2, 9, 3, 8, 4, 2, (1, 1)), (2, 11, 3, 4, 5, 3, (2, 0)), (2, 8, 4, 3, 4, 2, (1, 2))]
+
+
+@pytest.mark.parametrize("n,h,cin,cout,k,s,p", CANONICAL)
+def test_canonical_conv_equals_lax_conv(n, h, cin, cout, k, s, p):
+  x, w = _rand(0, (n, h, h, cin)), _rand(1, (k, k, cin, cout), 1 / np.sqrt(k * k * cin))
+  ref = jax.jit(lambda x, w: lax.conv_general_dilated(x, w, (s, s), (p, p), dimension_numbers=DN))
+  new = jax.jit(lambda x, w: cpu.canonical_conv(x, w, (s, s), (p, p)))
+  _grad_checks(new, ref, x, w)
+
+
+def test_canonical_conv_gradients_stay_canonical_inside_cond():
+  """Inside a lax.cond branch every convolution of the gradient is NHWC x HWIO -> NHWC (XLA:CPU
+  emits the others there unrewritten and many times slower); lax's own gradient is not."""
+  x, w = _rand(0, (2, 8, 8, 4)), _rand(1, (3, 3, 4, 4))
+
+  def labels(conv):
+    grad = jax.grad(lambda w, x: jnp.sum(jnp.sin(conv(jnp.tanh(conv(x, w)), w))))
+    f = jax.jit(lambda w, x, p: lax.cond(p, grad, lambda w, x: jnp.zeros_like(w), w, x))
+    hlo = f.lower(w, x, True).compile().as_text()
+    return {l.split("dim_labels=")[1].split(",")[0] for l in hlo.splitlines()
+            if " convolution(" in l}
+
+  canonical = labels(lambda x, w: cpu.canonical_conv(x, w, (1, 1), ((1, 1), (1, 1))))
+  assert canonical == {"b01f_01io->b01f"}, canonical
+  plain = labels(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)),
+                                                       dimension_numbers=DN))
+  assert plain - {"b01f_01io->b01f"}, plain  # the case canonical_conv exists for
+
+
+def test_cpu_conv_takes_canonical_path_and_matches_lax(monkeypatch):
+  """cpu.Conv on a large output (lax path) gives lax's values and gradients through canonical_conv."""
+  calls = []
+  monkeypatch.setattr(cpu, "canonical_conv", lambda *a: calls.append(1) or cpu._conv(*a))
+  x = _rand(0, (2, 16, 16, 8))
+  m = cpu.Conv(16, (4, 4), strides=2, padding=1, use_bias=False)
+  ref = nn.Conv(16, (4, 4), strides=2, padding=1, use_bias=False)
+  v = m.init(jax.random.PRNGKey(0), x)
+  f = lambda mod: lambda p, x: jnp.sum(jnp.sin(mod.apply({"params": p}, x)))
+  _close(m.apply(v, x), ref.apply(v, x))
+  for a, b in zip(jax.grad(f(m), (0, 1))(v["params"], x), jax.grad(f(ref), (0, 1))(v["params"], x)):
+    jax.tree.map(_close, a, b)
+  assert calls  # on CPU: the path whose gradients stay canonical

@@ -13,11 +13,15 @@ So on the CPU backend (jax.default_backend() == 'cpu' when the network is traced
   padding (their terms are exactly zero);
 - `ConvTranspose` (same parameters as nn.ConvTranspose) computes a 4x4 stride-2 'SAME' transposed
   convolution as four 2x2 convolutions, one per output phase (sub-pixel), interleaved.
+- the other convolutions (and the sub-pixel phases) go through `canonical_conv`: lax's forward, with
+  gradients written as NHWC x HWIO convolutions, which XLA:CPU runs at full speed inside a lax.cond
+  branch too (lax's own gradient convolutions run 5-120x slower there).
 Everywhere else, and on GPU/TPU, they are lax.conv_general_dilated and lax.conv_transpose
 unchanged. Parameter names, shapes and initial values are those of nn.Conv / nn.ConvTranspose.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -34,6 +38,8 @@ _NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), o
 
 # AFFECTJAX_CPU_CONV=0 keeps lax's convolutions on CPU too (A/B timing; the values are the same)
 ENABLED = os.environ.get("AFFECTJAX_CPU_CONV", "1") != "0"
+# False: lax's own gradients for the convolutions canonical_conv would take (A/B timing)
+CANONICAL_GRADIENTS = True
 
 
 def on_cpu() -> bool:
@@ -80,6 +86,47 @@ def patches_conv(x, w, strides, padding, precision=None, preferred_element_type=
                          preferred_element_type=preferred_element_type)
 
 
+def _conv(x, w, strides, pads, lhs_dilation=(1, 1), rhs_dilation=(1, 1)):
+  return lax.conv_general_dilated(x, w, strides, pads, lhs_dilation=lhs_dilation,
+                                  rhs_dilation=rhs_dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def canonical_conv(x, w, strides, pads):
+  """lax.conv_general_dilated(x, w, strides, pads) for NHWC x, HWIO w, whose gradients are
+  NHWC/HWIO convolutions too: XLA:CPU rewrites lax's gradient convolutions (kernel as OI, batch as
+  feature) into that form only at a program's top level; inside a lax.cond branch it emits them
+  unrewritten, 5x (input gradient) to 120x (filter gradient) slower (a 3x3 256->256 conv at 16x16,
+  batch 16, on the 2-core machine), which made GANmut's cond-gated G step 6.5x slower than
+  computing it every step. Second-order gradients are JAX's own, of this backward."""
+  return _conv(x, w, strides, pads)
+
+
+def _canonical_fwd(x, w, strides, pads):
+  return _conv(x, w, strides, pads), (x, w)
+
+
+def _canonical_bwd(strides, pads, res, g):
+  x, w = res
+  kh, kw, _, _ = w.shape
+  dx_pads, dw_pads = [], []
+  for d, k in enumerate((kh, kw)):
+    size, (lo, hi), s = x.shape[1 + d], pads[d], strides[d]
+    r = (size + lo + hi - k) % s  # input rows past the last window
+    dx_pads.append((k - 1 - lo, k - 1 - hi + r))
+    dw_pads.append((lo, hi - r))
+  # input gradient: g dilated by the strides, times the flipped kernel with I and O swapped
+  w_t = jnp.transpose(lax.rev(w, (0, 1)), (0, 1, 3, 2))
+  dx = _conv(g, w_t, (1, 1), dx_pads, lhs_dilation=strides)
+  # filter gradient: channels of x as the batch, its batch as the features, g as a dilated kernel
+  dw = _conv(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)), (1, 1), dw_pads,
+             rhs_dilation=strides)
+  return dx.astype(x.dtype), jnp.transpose(dw, (1, 2, 0, 3)).astype(w.dtype)
+
+
+canonical_conv.defvjp(_canonical_fwd, _canonical_bwd)
+
+
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1,
                          precision=None, preferred_element_type=None):
@@ -97,6 +144,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
       if 0 < ho * wo <= PATCH_MAX_OUTPUT_PIXELS:
         return patches_conv(lhs, rhs, tuple(window_strides), padding, precision,
                             preferred_element_type)
+      if (CANONICAL_GRADIENTS and precision is None and preferred_element_type is None
+          and lhs.dtype == rhs.dtype):
+        return canonical_conv(lhs, rhs, tuple(window_strides), ((pt, pb), (pl, pr)))
   return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
                                   rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
                                   feature_group_count=feature_group_count,
@@ -128,10 +178,15 @@ def subpixel_conv_transpose(x, w, precision=None, preferred_element_type=None):
       (a0, i0), (a1, i1) = _PHASE_TAPS[r]
       (b0, j0), (b1, j1) = _PHASE_TAPS[c]
       k = jnp.stack([jnp.stack([w[i0, j0], w[i0, j1]]), jnp.stack([w[i1, j0], w[i1, j1]])])
-      row.append(lax.conv_general_dilated(xp[:, a0:a0 + h + 1, b0:b0 + wd + 1], k, (1, 1), "VALID",
-                                          dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                          precision=precision,
-                                          preferred_element_type=preferred_element_type))
+      xs = xp[:, a0:a0 + h + 1, b0:b0 + wd + 1]
+      if (CANONICAL_GRADIENTS and precision is None and preferred_element_type is None
+          and xs.dtype == k.dtype):
+        row.append(canonical_conv(xs, k, (1, 1), ((0, 0), (0, 0))))
+      else:
+        row.append(lax.conv_general_dilated(xs, k, (1, 1), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                            precision=precision,
+                                            preferred_element_type=preferred_element_type))
     phases.append(jnp.stack(row, axis=3))  # [N, H, W, 2(c), C]
   y = jnp.stack(phases, axis=2)  # [N, H, 2(r), W, 2(c), C]
   return y.reshape(n, 2 * h, 2 * wd, co)
