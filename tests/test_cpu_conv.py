@@ -211,3 +211,14 @@ def test_cpu_conv_takes_canonical_path_and_matches_lax(monkeypatch):
   for a, b in zip(jax.grad(f(m), (0, 1))(v["params"], x), jax.grad(f(ref), (0, 1))(v["params"], x)):
     jax.tree.map(_close, a, b)
   assert calls  # on CPU: the path whose gradients stay canonical
+
+
+def test_canonical_conv_under_vmap_of_a_closed_over_numpy_array():
+  """jit(vmap(conv)) over a numpy constant: custom_vjp's batching asserts on numpy values (the
+  multi-seed init crashed on it); the values are lax's."""
+  x = np.random.default_rng(0).normal(size=(2, 1, 8, 8, 3)).astype(np.float32)
+  w = jnp.asarray(np.random.default_rng(1).normal(size=(3, 3, 3, 4)).astype(np.float32))
+  conv = lambda a: cpu.canonical_conv(a, w, (1, 1), ((1, 1), (1, 1)))
+  got = jax.jit(lambda: jax.vmap(conv)(x))()
+  want = jax.vmap(lambda a: cpu._conv(a, w, (1, 1), ((1, 1), (1, 1))))(jnp.asarray(x))
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

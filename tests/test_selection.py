@@ -87,7 +87,8 @@ def test_triplet_vae_tuning_chooses_on_validation_elbo_never_on_the_scored_split
   def tables():
     subprocess.run([sys.executable, os.path.join(repo, "experiments", "triplet_vae.py"),
                     f"--workdir={tmp_path}", "--tables_only", "--settings=posed", "--models=m2",
-                    "--tune_gamma=0.04,0.16", "--seeds=2"], check=True, capture_output=True)
+                    "--tune_gamma=0.04,0.16", "--seeds=2"], check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])})
     return (tmp_path / "tables.md").read_text()
 
   write({"0.04": 0.9, "0.16": 0.5})

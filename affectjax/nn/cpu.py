@@ -91,7 +91,6 @@ def _conv(x, w, strides, pads, lhs_dilation=(1, 1), rhs_dilation=(1, 1)):
                                   rhs_dilation=rhs_dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def canonical_conv(x, w, strides, pads):
   """lax.conv_general_dilated(x, w, strides, pads) for NHWC x, HWIO w, whose gradients are
   NHWC/HWIO convolutions too: XLA:CPU rewrites lax's gradient convolutions (kernel as OI, batch as
@@ -99,6 +98,14 @@ def canonical_conv(x, w, strides, pads):
   unrewritten, 5x (input gradient) to 120x (filter gradient) slower (a 3x3 256->256 conv at 16x16,
   batch 16, on the 2-core machine), which made GANmut's cond-gated G step 6.5x slower than
   computing it every step. Second-order gradients are JAX's own, of this backward."""
+  # a tracer may hold a numpy constant (vmap over a closed-over array under jit), which custom_vjp's
+  # batching rejects; a copy (elided by XLA) turns it into a jax value
+  x, w = (jnp.array(a, copy=True) if isinstance(a, jax.core.Tracer) else a for a in (x, w))
+  return _canonical(x, w, strides, pads)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _canonical(x, w, strides, pads):
   return _conv(x, w, strides, pads)
 
 
@@ -124,7 +131,7 @@ def _canonical_bwd(strides, pads, res, g):
   return dx.astype(x.dtype), jnp.transpose(dw, (1, 2, 0, 3)).astype(w.dtype)
 
 
-canonical_conv.defvjp(_canonical_fwd, _canonical_bwd)
+_canonical.defvjp(_canonical_fwd, _canonical_bwd)
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
