@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from affectjax.errors import UserError
+from affectjax.nn import cpu
 
 
 class Out(NamedTuple):
@@ -155,9 +156,10 @@ def _gradients(phase: Phase, params, aux, batch, key, step, ctx):
 
 
 def resolve_gating(gating: str = "auto") -> str:
-  """'cond' or 'masked' (see make_step); 'auto' picks by backend."""
+  """'cond' or 'masked' (see make_step); 'auto' is 'cond' unless XLA:CPU would run the skipped
+  phase's convolution gradients unrewritten (nn.cpu.CANONICAL_GRADIENTS off)."""
   if gating == "auto":
-    return "masked" if jax.default_backend() == "cpu" else "cond"
+    return "masked" if jax.default_backend() == "cpu" and not cpu.CANONICAL_GRADIENTS else "cond"
   return gating
 
 
@@ -167,9 +169,10 @@ def make_step(phases: Sequence[Phase], players: Mapping[str, Any], ctx=None, *,
   (affectjax.optim.Player by name) from the parameters the earlier phases left.
 
   gating: how a phase with every > 1 is skipped inside the one jitted step. 'cond' (lax.cond:
-  computed only when due) is the fast choice on GPU/TPU; XLA:CPU runs backward convolutions
-  inside a conditional 5-30x slower than at top level, so there 'masked' (computed every step,
-  kept when due) is faster; 'auto' picks by backend. Both give the same updates.
+  computed only when due) is the fast choice everywhere now that nn.cpu's convolutions carry
+  their own gradients (XLA:CPU ran lax's backward convolutions inside a conditional 5-120x slower
+  than at top level, when 'masked', computed every step and kept when due, was faster there);
+  'auto' resolves as resolve_gating says. Both give the same updates.
   """
   gating = resolve_gating(gating)
   for p in phases:

@@ -6,7 +6,8 @@
 --seeds runs the benchmark once per K (config.train.num_seeds = K: K independent models vmapped
 in one program) and prints one JSON line per K; seeds_per_s = K x steps/s, and
 cost_vs_one_seed = (time of a K-seed step) / (time of a one-seed step) when K = 1 is in the list
-(well under K means the seeds share the machine efficiently).
+(well under K means the seeds share the machine efficiently). --matmul_peak times a 2048^2
+float32 matmul first and adds each line's fraction_of_matmul_peak (its HLO FLOP rate over that).
 
 Without --with_pipeline one batch is placed on the devices once and reused (pure step time);
 with it, every step reads a fresh batch through the real input pipeline. Each line includes
@@ -36,6 +37,7 @@ import subprocess
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
@@ -60,6 +62,8 @@ _PEER_DIR = flags.DEFINE_string("peer_dir", os.path.join(ROOT, "..", "shared", "
 _PEER_SRC = flags.DEFINE_string("peer_src", os.path.join(ROOT, "..", "ganmut_src"),
                                 "The original GANmut source (solver.py, main.py, models/, utils/; "
                                 "git-ignored, never committed).")
+_PEAK = flags.DEFINE_bool("matmul_peak", False, "Also time a 2048x2048 float32 matmul on the same "
+                          "device and add each step's fraction of that peak (from the HLO FLOPs).")
 _PEER_ITERS = flags.DEFINE_integer("peer_iters", None, "Peer's timed iterations (default: --steps).")
 _PEER_WARMUP = flags.DEFINE_integer("peer_warmup", None, "Peer's warm-up iterations (default: "
                                     "--warmup).")
@@ -80,6 +84,20 @@ def hlo_flops(step, state, batch, lowered) -> float:
     return _flops_of(step.trace(state, batch).lower(lowering_platforms=("cpu",)))
   except Exception:  # noqa: BLE001  (a FLOP count is a nicety; the timing stands without it)
     return float("nan")
+
+
+def matmul_peak_tflop_s(n: int = 2048, reps: int = 20) -> float:
+  """The device's float32 matmul rate: the median of `reps` timed n x n products (the ceiling
+  a step's FLOP rate is read against)."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  mm = jax.jit(lambda x: x @ x)
+  jax.block_until_ready(mm(a))
+  times = []
+  for _ in range(reps):
+    t = time.perf_counter()
+    jax.block_until_ready(mm(a))
+    times.append(time.perf_counter() - t)
+  return 2 * n ** 3 / statistics.median(times) / 1e12
 
 
 def bench_one(config, num_seeds: int) -> dict:
@@ -193,6 +211,7 @@ def main(argv):
   del argv
   config = _CONFIG.value
   counts = [int(k) for k in _SEEDS.value] if _SEEDS.value else [config.train.num_seeds]
+  peak = matmul_peak_tflop_s() if _PEAK.value else None
   one_seed_ms = None
   for k in counts:
     row = bench_one(config, k)
@@ -200,6 +219,11 @@ def main(argv):
       one_seed_ms = row["ms_per_step"]
     if one_seed_ms is not None:
       row["cost_vs_one_seed"] = round(row["ms_per_step"] / one_seed_ms, 3)
+    if peak:
+      row["matmul_peak_tflop_s"] = round(peak, 4)
+      # the HLO count includes a cond's skipped branch: read it against an iteration that ran it
+      ms = row["d_plus_g_step_ms"] if row.get("g_step_gating") == "cond" else row["ms_per_step"]
+      row["fraction_of_matmul_peak"] = round(row["gflop_per_step_hlo"] / ms / peak, 3) if ms else None
     print(json.dumps(row), flush=True)
   if _PEER.value:
     run_peer(config, row)

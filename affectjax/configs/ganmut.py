@@ -159,8 +159,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # Adam moves theta_c by <= lr per step: at 2e-4 a direction could turn by only 0.3 rad in
     # 1,500 steps, so the small run learns the space 25x faster (methods/ganmut/method.py g_lr_scales)
     c.optim.space_lr_scale = 25.0
-    # XLA:CPU gates the G step by masking (affectjax.objective.make_step), so a G step costs the
-    # same whether it is kept or not: on CPU the small run keeps every one (n_critic 1)
+    # n_critic 1: 1,500 G updates (chosen when XLA:CPU gated G by masking, computing it every
+    # iteration anyway; G is now skipped by lax.cond, so n_critic 5 would cost D + G/5 a step)
     c.optim.n_critic = 1
     c.train.num_steps = 1500
     c.train.log_every = 100
