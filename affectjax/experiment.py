@@ -68,7 +68,11 @@ def run(tables: Callable[[str], str], *, report: str = "tables.md") -> None:
     workdir = flags.FLAGS.workdir
     os.makedirs(workdir, exist_ok=True)
     del seeds.JUDGED[:]
-    text = tables(workdir)
+    seeds.PAPER_WIDE = True  # one Holm family: every claim the tables judge
+    try:
+      text = seeds.resolve(tables(workdir))
+    finally:
+      seeds.PAPER_WIDE = False
     with open(os.path.join(workdir, report), "w") as f:
       f.write(text)
     workdir_lib.write_atomic(os.path.join(workdir, CLAIMS), json.dumps(train.json_safe(

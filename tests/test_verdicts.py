@@ -60,6 +60,26 @@ def test_judge_directions_correction_and_lines():
   assert judged[3].line().startswith("inconclusive (n = 1 / 1")
 
 
+def test_the_paper_is_one_holm_family_across_its_tables(monkeypatch):
+  """Under experiment.run (PAPER_WIDE) two tables' groups of claims are corrected together:
+  each line waits as a placeholder, and resolve() writes Holm over all three p-values."""
+  monkeypatch.setattr(seeds, "JUDGED", [])
+  monkeypatch.setattr(seeds, "PAPER_WIDE", True)
+  first, second = seeds.Claims(), seeds.Claims()
+  first.add("table 1", [2.0, 2.1, 2.2, 2.05], [1.0, 1.1, 1.15, 1.0], paired=True)
+  second.add("table 2a", [1.0, 1.3, 0.9, 1.2], [1.0, 1.0, 1.0, 1.0], paired=True)
+  second.add("table 2b", [3.0, 3.1, 3.3, 3.2], [1.0, 1.2, 1.1, 1.0], paired=True)
+  text = "\n".join(f"- {c.text}: {c.line()}" for c in first.judged() + second.judged())
+  assert "[[claim 0]]" in text and "[[claim 2]]" in text
+  text = seeds.resolve(text)
+  ps = [c.p for c in seeds.JUDGED]
+  want = seeds.holm(ps)  # one family of 3, not a family of 1 and one of 2
+  assert [c.p_holm for c in seeds.JUDGED] == pytest.approx(want)
+  assert seeds.JUDGED[0].p_holm > ps[0]  # alone in its table's family it would keep its own p
+  assert "[[claim" not in text and f"(Holm {want[1]:.3g})" in text
+  assert all(c.verdict != "pending" for c in seeds.JUDGED)
+
+
 @functools.cache
 def _experiment(name):
   spec = importlib.util.spec_from_file_location(f"exp_{name}", os.path.join(REPO, "experiments", f"{name}.py"))

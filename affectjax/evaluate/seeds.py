@@ -64,6 +64,7 @@ class Comparison:
   paper: str = ""  # what the paper reports for this claim (its numbers), for the results page
   mean_a: float = float("nan")  # each arm's mean over its seeds (the test's values)
   mean_b: float = float("nan")
+  token: str = ""  # while the paper's other claims are still to come: line() is this placeholder
 
   def record(self) -> dict:
     """The claim as JSON-ready fields, with its verdict line (NaN as None)."""
@@ -73,6 +74,8 @@ class Comparison:
 
   def line(self, digits: int = 4) -> str:
     """'verdict: A - B = d [lo, hi], paired t p = ... (Holm ...), n = 3 / 3[; ...seeds...]'."""
+    if self.token:
+      return self.token
     if self.test == "none":
       return f"{self.verdict} (n = {self.n_a} / {self.n_b}: a test needs 2 seeds per arm)"
     f = lambda x: f"{x:+.{digits}f}"
@@ -162,20 +165,44 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 # Every claim judged in this process, in order: what affectjax.experiment writes to claims.json
 JUDGED: list[Comparison] = []
+# Set by affectjax.experiment.run: a paper's tables judge several groups of claims, and Holm's
+# family is all of them, so judge() defers (each line a placeholder) until resolve() sees the last
+PAPER_WIDE = False
 
 
-def judge(comparisons: Sequence[Comparison]) -> list[Comparison]:
-  """The verdicts of one paper's claims, Holm-corrected together: 'holds' when A beats B at
-  adjusted p < ALPHA, 'does NOT hold' when B beats A there, 'inconclusive' otherwise."""
+def _verdicts(comparisons: Sequence[Comparison]) -> list[Comparison]:
   adjusted = holm([c.p for c in comparisons])
   out = []
   for c, p in zip(comparisons, adjusted):
     verdict = "inconclusive"
     if math.isfinite(p) and p < ALPHA and c.diff != 0:
       verdict = "holds" if (c.diff > 0) == c.higher_is_better else "does NOT hold"
-    out.append(dataclasses.replace(c, p_holm=p, verdict=verdict))
+    out.append(dataclasses.replace(c, p_holm=p, verdict=verdict, token=""))
+  return out
+
+
+def judge(comparisons: Sequence[Comparison]) -> list[Comparison]:
+  """The verdicts of one paper's claims, Holm-corrected together: 'holds' when A beats B at
+  adjusted p < ALPHA, 'does NOT hold' when B beats A there, 'inconclusive' otherwise. Under
+  PAPER_WIDE the verdicts are pending (line() a placeholder) until resolve()."""
+  if PAPER_WIDE:
+    out = [dataclasses.replace(c, verdict="pending", token=f"[[claim {len(JUDGED) + i}]]")
+           for i, c in enumerate(comparisons)]
+  else:
+    out = _verdicts(comparisons)
   JUDGED.extend(out)
   return out
+
+
+def resolve(text: str) -> str:
+  """Judges every claim in JUDGED together (one Holm family: the paper's) and writes each verdict
+  line where its placeholder stands in `text`."""
+  final = _verdicts(JUDGED)
+  for pending, c in zip(JUDGED, final):
+    if pending.token:
+      text = text.replace(pending.token, c.line())
+  JUDGED[:] = final
+  return text
 
 
 class Claims:
@@ -193,5 +220,5 @@ class Claims:
     return judge(self._items)
 
   HEADER = ("Verdicts: a two-sided t-test over seeds (paired when both arms share seeds and data "
-            "order, Welch otherwise), Holm-corrected across the claims listed together, at 0.05; "
-            "A - B with its 95 % interval.")
+            "order, Welch otherwise), Holm-corrected across all of the paper's claims that this command judges, "
+            "at 0.05; A - B with its 95 % interval.")
