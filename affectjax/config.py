@@ -80,6 +80,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.num_seeds = 1  # K > 1: K independent models in one program (vmapped over a seed axis)
   # K > 1: every seed reads config.seed's data order (one read, broadcast) instead of its own
   c.train.shared_data_order = False
+  # K > 1: how the step runs the seeds. 'vmap' batches them (weights too: XLA:CPU turns the
+  # convolutions into grouped ones, 7.4x one seed's time for K = 3 in LeVAsa); 'unroll' runs
+  # K one-seed steps one after another in the same program; 'auto': unroll on CPU, vmap elsewhere
+  c.train.seed_map = "auto"
   # Resuming a workdir with another method, variant, seed, model, loss or data is refused
   # (affectjax/workdir.py); True lets a run continue another experiment's weights on purpose.
   c.train.allow_config_change = False

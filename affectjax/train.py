@@ -124,6 +124,7 @@ class Setup:
 def validate(config) -> None:
   """Every config check, before any data is generated, read or compiled."""
   methods.validate(config, jax.device_count())
+  resolve_seed_map(config.train.get("seed_map", "auto"))
 
 
 def setup(config, **overrides) -> Setup:
@@ -337,11 +338,47 @@ def restore_or_init(s: Setup, workdir: str, ckpt_dir: str):
   return init_state(s), 0
 
 
+def resolve_seed_map(how: str) -> str:
+  """'vmap' or 'unroll' (config.train.seed_map); 'auto': unroll on CPU, vmap elsewhere."""
+  if how == "auto":
+    return "unroll" if jax.default_backend() == "cpu" else "vmap"
+  if how not in ("vmap", "unroll"):
+    raise UserError(f"train.seed_map={how!r}: expected auto, vmap or unroll")
+  return how
+
+
+def _is_none(x) -> bool:
+  return x is None
+
+
+def map_seeds(fn, in_axes, out_axes, k: int, how: str):
+  """fn over a seed axis, as jax.vmap(fn, in_axes, out_axes) (axes 0 or None, as prefix trees).
+  'unroll' calls fn once per seed on its slices and stacks the results: each call is a one-seed
+  program, so XLA:CPU compiles its ordinary (not grouped) convolutions; outputs at axis None
+  (the shared step counter) are seed 0's."""
+  if how == "vmap":
+    return jax.vmap(fn, in_axes=in_axes, out_axes=out_axes)
+
+  def take(tree, axes, i):
+    return jax.tree.map(lambda ax, sub: sub if ax is None else jax.tree.map(lambda x: x[i], sub),
+                        axes, tree, is_leaf=_is_none)
+
+  def stack(trees, axes):
+    return jax.tree.map(lambda ax, *subs: subs[0] if ax is None else
+                        jax.tree.map(lambda *xs: jnp.stack(xs), *subs), axes, *trees, is_leaf=_is_none)
+
+  def unrolled(*args):
+    outs = [fn(*(take(a, ax, i) for a, ax in zip(args, in_axes))) for i in range(k)]
+    return tuple(stack([o[j] for o in outs], ax) for j, ax in enumerate(out_axes))
+
+  return unrolled
+
+
 def compile_step(s: Setup):
   """The jitted train step: batch sharded over 'data', state replicated, old state donated.
 
-  K seeds: the step vmapped over (state, batch, key), seed i's key fold_in(its train key, step)
-  as in a one-seed run; every metric comes back [K]."""
+  K seeds: the step mapped over (state, batch, key) (map_seeds: vmapped, or unrolled on CPU),
+  seed i's key fold_in(its train key, step) as in a one-seed run; every metric comes back [K]."""
   if s.num_seeds > 1:
     train_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0x57E9))(s.root_keys)
     axes = seed_axes(s)
@@ -349,8 +386,8 @@ def compile_step(s: Setup):
     def one_seed(state, batch, key):
       return s.method.train_step(state, batch, jax.random.fold_in(key, state.step))
 
-    seeds_step = jax.vmap(one_seed, in_axes=(axes, 0 if s.per_seed_data else None, 0),
-                          out_axes=(axes, 0))
+    seeds_step = map_seeds(one_seed, (axes, 0 if s.per_seed_data else None, 0), (axes, 0),
+                           s.num_seeds, resolve_seed_map(s.config.train.get("seed_map", "auto")))
     step = lambda state, batch: seeds_step(state, batch, train_keys)
   else:
     train_key = jax.random.fold_in(s.root_key, 0x57E9)

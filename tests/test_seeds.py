@@ -56,6 +56,22 @@ def assert_trees_close(a, b, rtol=1e-4, atol=1e-5):
     np.testing.assert_allclose(x, y, rtol=rtol, atol=atol * scale)
 
 
+def test_vmapped_and_unrolled_seeds_train_the_same_models():
+  """train.seed_map: the vmapped step (accelerators) and the unrolled one (CPU's default, which
+  tests/test_contract.py runs for every method) give each seed the same updates."""
+  got = {}
+  for how in ("vmap", "unroll"):
+    s = train.setup(make_config("levasa", train__num_seeds=2, train__seed_map=how, optim__name="sgd"))
+    state, losses = run_steps(s)
+    got[how] = (train.seed_states(s, state), losses)
+  np.testing.assert_allclose(got["vmap"][1], got["unroll"][1], rtol=1e-5)
+  assert abs(got["unroll"][1][0, 0] - got["unroll"][1][0, 1]) > 1e-6  # two different models
+  for a, b in zip(got["vmap"][0], got["unroll"][0]):
+    assert_trees_close(a, b)
+  with pytest.raises(train.UserError, match="train.seed_map='loop'"):
+    train.validate(make_config("levasa", train__seed_map="loop"))
+
+
 @pytest.mark.skipif(not os.environ.get("AFFECTJAX_SLOW"), reason="an option of the K-seed path (tests/test_contract.py runs the default on every method): AFFECTJAX_SLOW=1")
 def test_shared_data_order_seed_one_is_the_one_seed_run_of_its_keys():
   # the loop's option, the same for every method (tests/test_contract.py runs every method's
