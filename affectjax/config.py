@@ -77,7 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 2  # newest checkpoints kept (>= 1: a run can always be resumed)
   c.train.progress = True
   c.train.report = True  # write the method's tables and figures at the end
-  c.train.num_seeds = 1  # K > 1: K independent models in one program (vmapped over a seed axis)
+  c.train.num_seeds = 1  # K > 1: K independent models in one program (a seed axis)
   # K > 1: every seed reads config.seed's data order (one read, broadcast) instead of its own
   c.train.shared_data_order = False
   # K > 1: how the step runs the seeds. 'vmap' batches them (weights too: XLA:CPU turns the

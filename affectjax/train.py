@@ -6,7 +6,8 @@ evaluation and report. A method plugs in through affectjax.methods.base.Method; 
 knows which paper it is running.
 
 Many seeds, one program (config.train.num_seeds = K > 1): the state gets a leading seed axis
-(every leaf but the shared `step`), init and the step are vmapped over it, and seed i is trained
+(every leaf but the shared `step`), init is vmapped over it and the step mapped (train.seed_map:
+vmapped, or on CPU unrolled into K one-seed steps in the one program), and seed i is trained
 with root key jax.random.key(config.seed + i) and the data order of config.seed + i (or, with
 train.shared_data_order, config.seed's order read once and broadcast), so model i is the model a
 one-seed run with those keys and that order trains. The data set and everything the method
