@@ -85,6 +85,22 @@ def _copy(src: str, dst: str) -> None:
     shutil.copyfile(src, dst)
 
 
+FIGURE_WIDTH = 900  # px: the page's copies, so a figure grid costs hundreds of kB in git, not MB
+
+
+def _copy_figure(src: str, dst: str) -> None:
+  """A copy of a PNG for the page: at most FIGURE_WIDTH wide, 256 colours (the run keeps the original)."""
+  from PIL import Image
+  if os.path.abspath(src) == os.path.abspath(dst):
+    return
+  os.makedirs(os.path.dirname(dst), exist_ok=True)
+  with Image.open(src) as im:
+    im = im.convert("RGB")
+    if im.width > FIGURE_WIDTH:
+      im = im.resize((FIGURE_WIDTH, round(im.height * FIGURE_WIDTH / im.width)), Image.LANCZOS)
+    im.quantize(256).save(dst, optimize=True)
+
+
 def write_page(root: str, out: str, papers: list[str]) -> str:
   """Writes the page and its records (out's directory / results / <paper>); returns the page."""
   records_dir = os.path.join(os.path.dirname(os.path.abspath(out)), "results")
@@ -113,7 +129,7 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
     for fig in record["figures"]:
       target = os.path.join(dest, fig)
       if os.path.exists(os.path.join(d, fig)):
-        _copy(os.path.join(d, fig), target)
+        _copy_figure(os.path.join(d, fig), target)
         figures.append(os.path.relpath(target, os.path.dirname(os.path.abspath(out))))
     parts.append(section(paper, record, figures))
   if missing:

@@ -21,7 +21,8 @@ def _results():
 def _workdir(root):
   d = root / "ganmut"
   (d / "run" / "seed_0").mkdir(parents=True)
-  (d / "run" / "seed_0" / "space.png").write_bytes(b"\x89PNG fake")
+  from PIL import Image
+  Image.new("RGB", (1800, 600), (200, 40, 40)).save(d / "run" / "seed_0" / "space.png")
   (d / "tables.md").write_text("# tables\n")
   judged = seeds.judge([seeds.compare("A beats B", [1.0, 1.25, 1.1], [0.5, 0.7, 0.6], paired=True,
                                       paper="Table 1: 0.26 vs 0.43"),
@@ -46,7 +47,9 @@ def test_the_page_carries_every_verdict_and_regenerates_from_its_records(tmp_pat
   assert "![results/ganmut/run/seed_0/space.png](results/ganmut/run/seed_0/space.png)" in page
   assert "## Not run yet" in page and "experiments/levasa.py" in page
   records = tmp_path / "docs" / "results"
-  assert (records / "ganmut" / "run" / "seed_0" / "space.png").read_bytes() == b"\x89PNG fake"
+  from PIL import Image
+  with Image.open(records / "ganmut" / "run" / "seed_0" / "space.png") as copy:  # the page's copy:
+    assert copy.size == (900, 300) and copy.convert("RGB").getpixel((450, 150)) == (200, 40, 40)
   again = _results().write_page(str(records), str(tmp_path / "docs" / "again.md"), ["ganmut", "levasa"])
   strip = lambda text: [line for line in text.splitlines() if "levasa" not in line]
   assert strip(again) == strip(page)
