@@ -486,6 +486,7 @@ def test_encoding_twice_compiles_once():
   model = s.method.evaluate.keywords["model"]
   first = ev.encode(state, s.data.test, model=model, config=s.config, limit=8, reconstruct=True)
   fn = ev._encoder(model, True)
+  compiled = fn._cache_size()  # >= 1: an equal model in an earlier test may share the entry
   again = ev.encode(state, s.data.test, model=model, config=s.config, limit=8, reconstruct=True)
-  assert fn._cache_size() == 1 and ev._encoder(model, True) is fn
+  assert compiled >= 1 and fn._cache_size() == compiled and ev._encoder(model, True) is fn
   np.testing.assert_array_equal(first["mu"], again["mu"])
