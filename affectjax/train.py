@@ -234,8 +234,7 @@ def seed_axes(s: Setup):
 
 def _seed_init(s: Setup):
   """keys [K] -> the K seeds' initial states (vmapped init, seed i on its own first batch)."""
-  # jax arrays, not numpy: a numpy constant under vmap trips custom_vjp's batching (nn.cpu.canonical_conv)
-  batch, axes = jax.tree.map(jnp.asarray, first_batch(s)), seed_axes(s)
+  batch, axes = first_batch(s), seed_axes(s)
   init = jax.vmap(s.method.init, in_axes=(0, 0 if s.per_seed_data else None), out_axes=axes)
   return lambda keys: init(keys, batch)
 

@@ -3,8 +3,8 @@
   python tools/bench.py --config=configs/levasa.py --steps=50 [--seeds=1,4,8] [--with_pipeline]
       [--config.X=...]
 
---seeds runs the benchmark once per K (config.train.num_seeds = K: K independent models vmapped
-in one program) and prints one JSON line per K; seeds_per_s = K x steps/s, and
+--seeds runs the benchmark once per K (config.train.num_seeds = K: K independent models in one
+program, mapped as config.train.seed_map says: unrolled on CPU, vmapped elsewhere) and prints one JSON line per K; seeds_per_s = K x steps/s, and
 cost_vs_one_seed = (time of a K-seed step) / (time of a one-seed step) when K = 1 is in the list
 (well under K means the seeds share the machine efficiently). --matmul_peak times a 2048^2
 float32 matmul first and adds each line's fraction_of_matmul_peak (its HLO FLOP rate over that).
