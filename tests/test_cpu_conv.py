@@ -168,7 +168,8 @@ def test_vae_and_rbvae_networks_equal_with_and_without_the_cpu_path(monkeypatch)
 # (N, H, Cin, Cout, kernel, stride, padding) at GANmut's 64x64 shapes, narrowed in batch and width:
 # G's 7x7, 4x4/2 down, 3x3 residual, D's first 4x4/2; odd sizes and uneven pads for the remainders
 CANONICAL = [(2, 16, 10, 8, 7, 1, (3, 3)), (2, 16, 8, 16, 4, 2, (1, 1)), (2, 8, 16, 16, 3, 1, (1, 1)),
-             (2, 9, 3, 8, 4, 2, (1, 1)), (2, 11, 3, 4, 5, 3, (2, 0)), (2, 8, 4, 3, 4, 2, (1, 2))]
+             (2, 9, 3, 8, 4, 2, (1, 1)), (2, 11, 3, 4, 5, 3, (2, 0)), (2, 8, 4, 3, 4, 2, (1, 2)),
+             (2, 9, 4, 6, 1, 2, (0, 0)), (2, 10, 3, 4, 2, 3, (0, 0))]  # kernel <= stride: untouched rows
 
 
 @pytest.mark.parametrize("n,h,cin,cout,k,s,p", CANONICAL)
@@ -177,6 +178,15 @@ def test_canonical_conv_equals_lax_conv(n, h, cin, cout, k, s, p):
   ref = jax.jit(lambda x, w: lax.conv_general_dilated(x, w, (s, s), (p, p), dimension_numbers=DN))
   new = jax.jit(lambda x, w: cpu.canonical_conv(x, w, (s, s), (p, p)))
   _grad_checks(new, ref, x, w)
+
+
+def test_strided_input_gradient_convolves_no_dilated_cotangent():
+  """A stride-2 convolution's input gradient is per-phase stride-1 convolutions (a quarter of the
+  multiply-adds of lax's convolution over the zero-dilated cotangent)."""
+  x, w = _rand(0, (2, 16, 16, 8)), _rand(1, (4, 4, 8, 8))
+  grad = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(cpu.canonical_conv(x, w, (2, 2), ((1, 1), (1, 1)))))))
+  convs = [l for l in grad.lower(x).compile().as_text().splitlines() if " convolution(" in l]
+  assert len(convs) == 5 and not any("lhs_dilate" in l for l in convs), convs  # 1 forward + 4 phases
 
 
 def test_canonical_conv_gradients_stay_canonical_inside_cond():
