@@ -22,7 +22,8 @@ from absl import app, flags
 
 from affectjax import errors
 
-_ROOT = flags.DEFINE_string("root", "runs/results", "Where each experiment's workdir is (root/<paper>).")
+DEFAULT_ROOT = "runs/results"
+_ROOT = flags.DEFINE_string("root", DEFAULT_ROOT, "Where each experiment's workdir is (root/<paper>).")
 _OUT = flags.DEFINE_string("out", "docs/results.md", "The page; its records go in <dir of out>/results/.")
 _TRAIN = flags.DEFINE_bool("train", False, "Run each experiment's CPU-default command first.")
 _PAPERS = flags.DEFINE_list("papers", [], "Only these papers (default: all five).")
@@ -132,10 +133,10 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
         _copy_figure(os.path.join(d, fig), target)
         figures.append(os.path.relpath(target, os.path.dirname(os.path.abspath(out))))
     parts.append(section(paper, record, figures))
-  if missing:
+  if missing:  # the commands as a user would type them in a checkout (root: this page's machine)
     parts.append("## Not run yet\n\n" + "\n".join(
-        f"- {PAPERS[p][0]}: `{' '.join(['python'] + command(p, root)[1:])}` has not finished "
-        f"(no {os.path.join(root, p, 'claims.json')})." for p in missing) + "\n")
+        f"- {PAPERS[p][0]}: `{' '.join(['python'] + command(p, DEFAULT_ROOT)[1:])}` has not "
+        f"finished here (no {os.path.join(p, 'claims.json')} under the page's --root)." for p in missing) + "\n")
   page = "\n".join(parts)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, "w") as f:
