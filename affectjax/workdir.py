@@ -240,10 +240,12 @@ def describe_disk_error(e: OSError, workdir: str) -> str:
 
 class _DropDiskErrorTracebacks(logging.Filter):
   """Orbax logs a traceback from each of its background threads when a save fails for lack of
-  room; the same error reaches the loop, which reports it in one line, so those are dropped."""
+  room, and asyncio logs its failed write tasks ('Task exception was never retrieved') when they
+  are collected, often at exit; the same error reaches the loop, which reports it in one line, so
+  those are dropped."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    if record.levelno < logging.ERROR or "orbax" not in record.pathname:
+    if record.levelno < logging.ERROR or not (record.name == "asyncio" or "orbax" in record.pathname):
       return True
     exc = record.exc_info[1] if record.exc_info else None
     return disk_error(exc) is None and _from_text(record.getMessage()) is None
@@ -251,17 +253,22 @@ class _DropDiskErrorTracebacks(logging.Filter):
 
 def _ignore_closed_loop(unraisable, default=sys.unraisablehook):
   # After a failed save Orbax closes its event loop while TensorStore still delivers callbacks
-  # to it: each is an ignorable 'Event loop is closed' that Python would print as a traceback.
-  if not (unraisable.exc_type is RuntimeError and "Event loop is closed" in str(unraisable.exc_value)):
-    default(unraisable)
+  # to it: each is an ignorable 'Event loop is closed' that Python would print as a traceback;
+  # a disk error raised where no one can catch it is the one the loop already reported.
+  if unraisable.exc_type is RuntimeError and "Event loop is closed" in str(unraisable.exc_value):
+    return
+  if unraisable.exc_value is not None and disk_error(unraisable.exc_value) is not None:
+    return
+  default(unraisable)
 
 
 def quiet_disk_error_logs() -> None:
   """For the command line: a failed save (full disk) prints the loop's one line, not Orbax's
-  background threads' tracebacks."""
-  absl_logger = logging.getLogger("absl")
-  if not any(isinstance(f, _DropDiskErrorTracebacks) for f in absl_logger.filters):
-    absl_logger.addFilter(_DropDiskErrorTracebacks())
+  background threads' or asyncio's tracebacks."""
+  for name in ("absl", "asyncio"):
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, _DropDiskErrorTracebacks) for f in logger.filters):
+      logger.addFilter(_DropDiskErrorTracebacks())
   sys.unraisablehook = _ignore_closed_loop
 
 

@@ -263,6 +263,56 @@ def test_orbax_disk_errors_are_recognised_in_their_text():
   assert workdir_lib.disk_error(ValueError("a shape mismatch")) is None
 
 
+def test_a_failed_write_task_collected_at_exit_is_not_a_second_traceback(monkeypatch):
+  """asyncio logs a failed task nobody awaited when it is collected (at exit, after the loop's one
+  line): a disk error's is dropped, any other error's still printed; likewise unraisable ones."""
+  import asyncio
+  import gc
+  import logging
+  seen = []
+
+  class Collect(logging.Handler):
+    def emit(self, record):
+      seen.append(record.getMessage() + str(record.exc_info and record.exc_info[1]))
+
+  for name in ("absl", "asyncio"):
+    monkeypatch.setattr(logging.getLogger(name), "filters", list(logging.getLogger(name).filters))
+  monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+  handler = Collect()
+  logging.getLogger("asyncio").addHandler(handler)
+  try:
+    workdir_lib.quiet_disk_error_logs()
+
+    def fail_unawaited(message):
+      async def write():
+        raise ValueError(message)
+      loop = asyncio.new_event_loop()
+      task = loop.create_task(write())
+      loop.run_until_complete(asyncio.sleep(0))  # the task runs and fails; nobody awaits it
+      loop.close()
+      del task
+      gc.collect()
+
+    fail_unawaited('Error writing "params/0": Failed writing: "/runs/x/d/ab": Failed to write 224205 '
+                   "bytes to file 14: No space left on device [os_error_code='28']")
+    assert seen == []
+    fail_unawaited("a shape mismatch")
+    assert len(seen) == 1 and "never retrieved" in seen[0] and "a shape mismatch" in seen[0]
+  finally:
+    logging.getLogger("asyncio").removeHandler(handler)
+
+  printed = []
+  class Unraisable:
+    def __init__(self, e):
+      self.exc_type, self.exc_value = type(e), e
+  workdir_lib._ignore_closed_loop(Unraisable(OSError(errno.ENOSPC, "No space left on device")), printed.append)
+  workdir_lib._ignore_closed_loop(Unraisable(RuntimeError("Event loop is closed")), printed.append)
+  assert printed == []
+  other = Unraisable(KeyError("x"))
+  workdir_lib._ignore_closed_loop(other, printed.append)
+  assert printed == [other]
+
+
 @pytest.fixture
 def tiny_filesystem(tmp_path):
   """A 3 MiB tmpfs (root only): a real full disk under Orbax's asynchronous saves."""
