@@ -60,6 +60,26 @@ def test_judge_directions_correction_and_lines():
   assert judged[3].line().startswith("inconclusive (n = 1 / 1")
 
 
+def test_seeds_needed_of_an_inconclusive_claim_is_at_its_holm_level():
+  """A claim whose raw p clears 0.05 but not its Holm level needs more seeds than its n: the
+  estimate is at that level (0.05 / (m - rank)), not at 0.05 (which said 'about n')."""
+  claims = seeds.Claims()
+  claims.add("clear", [2.0, 2.1, 2.2], [1.0, 1.1, 1.15], paired=True)
+  claims.add("borderline", [1.10, 1.30, 1.25], [1.00, 1.10, 1.10], paired=True)  # raw p ~ 0.035
+  for k in range(3):  # a family of 5: the borderline claim's level is 0.05 / 4
+    claims.add(f"noise {k}", [1.0, 1.2, 0.9], [1.05 + k / 10, 1.0, 1.1], paired=True)
+  judged = claims.judged()
+  b = judged[1]
+  assert b.p < 0.05 and b.p_holm >= 0.05 and b.verdict == "inconclusive"
+  d = np.subtract([1.10, 1.30, 1.25], [1.00, 1.10, 1.10])
+  effect = d.mean() / d.std(ddof=1)
+  at_05 = seeds._seeds_needed(effect, paired=True)
+  rank = sorted(c.p for c in judged).index(b.p)
+  assert b.seeds_needed == seeds._seeds_needed(effect, paired=True, alpha=0.05 / (5 - rank))
+  assert b.seeds_needed > at_05 and b.seeds_needed > 3
+  assert f"about {b.seeds_needed} seeds" in b.line() and "Holm level" in b.line()
+
+
 def test_the_paper_is_one_holm_family_across_its_tables(monkeypatch):
   """Under experiment.run (PAPER_WIDE) two tables' groups of claims are corrected together:
   each line waits as a placeholder, and resolve() writes Holm over all three p-values."""

@@ -61,6 +61,7 @@ class Comparison:
   p_holm: float = float("nan")
   verdict: str = "inconclusive"
   seeds_needed: Optional[int] = None  # per arm, for POWER at the observed effect; None: > 100
+  effect: float = float("nan")  # the standardised effect (Cohen's d; of the differences if paired)
   paper: str = ""  # what the paper reports for this claim (its numbers), for the results page
   mean_a: float = float("nan")  # each arm's mean over its seeds (the test's values)
   mean_b: float = float("nan")
@@ -83,7 +84,7 @@ class Comparison:
            f"p = {self.p:.3g} (Holm {self.p_holm:.3g}), n = {self.n_a} / {self.n_b}")
     if self.verdict == "inconclusive":
       need = (f"about {self.seeds_needed}" if self.seeds_needed else "more than 100")
-      out += f"; {need} seeds per arm would decide it at {POWER:.0%} power"
+      out += f"; {need} seeds per arm would decide it at {POWER:.0%} power at its Holm level"
     return out
 
 
@@ -91,14 +92,14 @@ def _finite(values) -> np.ndarray:
   return np.asarray([x for x in values if x is not None and math.isfinite(float(x))], np.float64)
 
 
-def _seeds_needed(effect: float, paired: bool) -> Optional[int]:
-  """Smallest n (pairs, or seeds per arm) at which the two-sided test at ALPHA has POWER against
-  the standardised effect (noncentral t); None beyond 100."""
+def _seeds_needed(effect: float, paired: bool, alpha: float = ALPHA) -> Optional[int]:
+  """Smallest n (pairs, or seeds per arm) at which the two-sided test at level alpha has POWER
+  against the standardised effect (noncentral t); None beyond 100."""
   if not math.isfinite(effect) or effect == 0:
     return None
   for n in range(2, 101):
     df, nc = (n - 1, abs(effect) * math.sqrt(n)) if paired else (2 * n - 2, abs(effect) * math.sqrt(n / 2))
-    crit = stats.t.ppf(1 - ALPHA / 2, df)
+    crit = stats.t.ppf(1 - alpha / 2, df)
     if stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc) >= POWER:
       return n
   return None
@@ -149,7 +150,7 @@ def _compare(text, a, b, *, paired, higher_is_better) -> Comparison:
   half = float(stats.t.ppf(0.975, df)) * se
   return Comparison(text, diff, diff - half, diff + half, p, n_a, n_b,
                     "paired t" if paired else "Welch t", higher_is_better,
-                    seeds_needed=_seeds_needed(effect, paired))
+                    seeds_needed=_seeds_needed(effect, paired), effect=effect)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -172,12 +173,17 @@ PAPER_WIDE = False
 
 def _verdicts(comparisons: Sequence[Comparison]) -> list[Comparison]:
   adjusted = holm([c.p for c in comparisons])
+  # the level each raw p meets in Holm's step-down: ALPHA / (m - its rank among the finite p)
+  finite = sorted((i for i, c in enumerate(comparisons) if math.isfinite(c.p)), key=lambda i: comparisons[i].p)
+  level = {i: ALPHA / (len(finite) - rank) for rank, i in enumerate(finite)}
   out = []
-  for c, p in zip(comparisons, adjusted):
-    verdict = "inconclusive"
+  for i, (c, p) in enumerate(zip(comparisons, adjusted)):
+    verdict, need = "inconclusive", c.seeds_needed
     if math.isfinite(p) and p < ALPHA and c.diff != 0:
       verdict = "holds" if (c.diff > 0) == c.higher_is_better else "does NOT hold"
-    out.append(dataclasses.replace(c, p_holm=p, verdict=verdict, token=""))
+    elif i in level:  # seeds that would decide it at its Holm level, not at the unadjusted ALPHA
+      need = _seeds_needed(c.effect, c.test == "paired t", level[i])
+    out.append(dataclasses.replace(c, p_holm=p, verdict=verdict, seeds_needed=need, token=""))
   return out
 
 
