@@ -111,7 +111,8 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
            "seeds and data order; Welch otherwise), Holm-corrected across all the claims of its "
            "paper; 'holds' / 'does NOT hold' at corrected p < 0.05, otherwise "
            "'inconclusive' with the seeds per arm a power calculation at the observed effect "
-           "would need. 'The paper' is what the paper reports for the claim, on its real data; "
+           "would need (at the claim's Holm level where the line says so; records written "
+           "before that change used 0.05). 'The paper' is what the paper reports for the claim, on its real data; "
            "ours are measured on affectjax's synthetic faces at CPU budgets (steps below), so "
            "they test whether the method's mechanism shows up, not the paper's numbers.\n"]
   missing = []
