@@ -112,9 +112,9 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
            "paper; 'holds' / 'does NOT hold' at corrected p < 0.05, otherwise "
            "'inconclusive' with the seeds per arm a power calculation at the observed effect "
            "would need (at the claim's Holm level where the line says so; records written "
-           "before that change used 0.05). 'The paper' is what the paper reports for the claim, on its real data; "
-           "ours are measured on affectjax's synthetic faces at CPU budgets (steps below), so "
-           "they test whether the method's mechanism shows up, not the paper's numbers.\n"]
+           "before that change used 0.05). 'The paper' is what the paper reports for the claim, "
+           "on its real data; ours are measured on affectjax's synthetic faces at CPU budgets "
+           "(steps below), so they test whether the method's mechanism shows up, not the paper's numbers.\n"]
   missing = []
   for paper in papers:
     d = os.path.join(root, paper)
@@ -137,7 +137,8 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
   if missing:  # the commands as a user would type them in a checkout (root: this page's machine)
     parts.append("## Not run yet\n\n" + "\n".join(
         f"- {PAPERS[p][0]}: `{' '.join(['python'] + command(p, DEFAULT_ROOT)[1:])}` has not "
-        f"finished here (no {os.path.join(p, 'claims.json')} under the page's --root)." for p in missing) + "\n")
+        f"finished here (no {os.path.join(p, 'claims.json')} under the page's --root)."
+        for p in missing) + "\n")
   page = "\n".join(parts)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, "w") as f:

@@ -60,7 +60,8 @@ class Comparison:
   higher_is_better: bool = True
   p_holm: float = float("nan")
   verdict: str = "inconclusive"
-  seeds_needed: Optional[int] = None  # per arm, for POWER at the observed effect; None: > 100
+  seeds_needed: Optional[int] = None  # per arm, for POWER at the observed effect and the claim's
+  # Holm level (set when judged, for an inconclusive claim); None: > 100
   effect: float = float("nan")  # the standardised effect (Cohen's d; of the differences if paired)
   paper: str = ""  # what the paper reports for this claim (its numbers), for the results page
   mean_a: float = float("nan")  # each arm's mean over its seeds (the test's values)
@@ -149,15 +150,19 @@ def _compare(text, a, b, *, paired, higher_is_better) -> Comparison:
     effect = diff / math.sqrt((va.var(ddof=1) + vb.var(ddof=1)) / 2)
   half = float(stats.t.ppf(0.975, df)) * se
   return Comparison(text, diff, diff - half, diff + half, p, n_a, n_b,
-                    "paired t" if paired else "Welch t", higher_is_better,
-                    seeds_needed=_seeds_needed(effect, paired), effect=effect)
+                    "paired t" if paired else "Welch t", higher_is_better, effect=effect)
+
+
+def _step_down_order(pvalues: Sequence[float]) -> list[int]:
+  """The indices of the finite p-values, smallest first: Holm's order (rank r is tested at
+  ALPHA / (m - r))."""
+  return sorted((i for i, p in enumerate(pvalues) if math.isfinite(p)), key=lambda i: pvalues[i])
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
   """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
-  idx = [i for i, p in enumerate(pvalues) if math.isfinite(p)]
-  order = sorted(idx, key=lambda i: pvalues[i])
-  out, running, m = [float("nan")] * len(pvalues), 0.0, len(idx)
+  order = _step_down_order(pvalues)
+  out, running, m = [float("nan")] * len(pvalues), 0.0, len(order)
   for rank, i in enumerate(order):
     running = max(running, min(1.0, (m - rank) * pvalues[i]))
     out[i] = running
@@ -172,13 +177,12 @@ PAPER_WIDE = False
 
 
 def _verdicts(comparisons: Sequence[Comparison]) -> list[Comparison]:
-  adjusted = holm([c.p for c in comparisons])
-  # the level each raw p meets in Holm's step-down: ALPHA / (m - its rank among the finite p)
-  finite = sorted((i for i, c in enumerate(comparisons) if math.isfinite(c.p)), key=lambda i: comparisons[i].p)
-  level = {i: ALPHA / (len(finite) - rank) for rank, i in enumerate(finite)}
+  pvalues = [c.p for c in comparisons]
+  adjusted, order = holm(pvalues), _step_down_order(pvalues)
+  level = {i: ALPHA / (len(order) - rank) for rank, i in enumerate(order)}  # each raw p's Holm level
   out = []
   for i, (c, p) in enumerate(zip(comparisons, adjusted)):
-    verdict, need = "inconclusive", c.seeds_needed
+    verdict, need = "inconclusive", None
     if math.isfinite(p) and p < ALPHA and c.diff != 0:
       verdict = "holds" if (c.diff > 0) == c.higher_is_better else "does NOT hold"
     elif i in level:  # seeds that would decide it at its Holm level, not at the unadjusted ALPHA
