@@ -141,6 +141,24 @@ def test_figures_write_pngs(tmp_path):
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) > 5000
 
 
+def test_va_angle_closed_form():
+  va = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.5, 0.5]])
+  np.testing.assert_allclose(figures.va_angle(va), [0.0, 90.0, 180.0, -90.0, 45.0])
+
+
+def test_unlabelled_circumplex_is_coloured_by_the_true_va(tmp_path):
+  """An AFEW-like panel (every label -1) must not be one grey cloud: its dots carry colour."""
+  import matplotlib.image
+  rng = np.random.default_rng(0)
+  va = rng.uniform(-1, 1, size=(300, 2))
+  panel = {"z_v": va[:, :1] + 0.1 * rng.normal(size=(300, 2)), "z_a": va[:, 1:] + 0.1 * rng.normal(size=(300, 2)),
+           "va": va, "labels": -np.ones(300, int)}
+  img = matplotlib.image.imread(figures.plot_circumplex(str(tmp_path / "afew.png"), {"AFEW-like": panel}))
+  rgb = img[..., :3]
+  coloured = (rgb.max(-1) - rgb.min(-1)) > 0.2  # grey and black pixels have equal channels
+  assert coloured.mean() > 0.01
+
+
 # ---------------------------------------------------------------- like-for-like readouts (issue 9)
 
 from affectjax.data.synthetic import FACTOR_NAMES  # noqa: E402

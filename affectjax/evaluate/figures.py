@@ -73,24 +73,43 @@ def plot_circumplex(path, panels: dict, names=EMOTIONS):
   true VA, both coloured by emotion.
 
   panels: title -> {"z_v": [N, d], "z_a": [N, d], "va": [N, 2], "labels": [N]} (labels -1 grey).
+  A panel without any label (AFEW has no categories) is coloured by the angle of the true VA
+  instead, so the latent's arrangement can still be compared with the true circumplex.
   """
   fig, axes = plt.subplots(len(panels), 2, figsize=(9, 4.2 * len(panels)), squeeze=False)
   for row, (title, p) in zip(axes, panels.items()):
     va, labels = np.asarray(p["va"], np.float64), np.asarray(p["labels"]).astype(int)
     latent = np.stack([_pca1(p["z_v"], va[:, 0]), _pca1(p["z_a"], va[:, 1])], axis=1)
+    by_angle = bool(np.all(labels < 0))
     for ax, xy, sub in ((row[0], latent, "latent: PCA-1(z_v), PCA-1(z_a)"), (row[1], va, "true VA")):
-      for k in np.unique(labels):
-        m = labels == k
-        color = _COLORS[k % 10] if k >= 0 else "0.6"
-        name = names[k] if 0 <= k < len(names) else "unknown"
-        ax.scatter(xy[m, 0], xy[m, 1], s=5, alpha=0.6, color=color, label=name)
+      if by_angle:
+        dots = ax.scatter(xy[:, 0], xy[:, 1], s=5, alpha=0.8, c=va_angle(va), cmap=_ANGLE_CMAP,
+                          vmin=-180, vmax=180)
+      else:
+        for k in np.unique(labels):
+          m = labels == k
+          color = _COLORS[k % 10] if k >= 0 else "0.6"
+          name = names[k] if 0 <= k < len(names) else "unknown"
+          ax.scatter(xy[m, 0], xy[m, 1], s=5, alpha=0.6, color=color, label=name)
       ax.set_title(f"{title}: {sub}", fontsize=9)
       ax.set_xlabel("valence" if ax is row[1] else "z_v (PCA-1)")
       ax.set_ylabel("arousal" if ax is row[1] else "z_a (PCA-1)")
     row[1].set(xlim=(-1, 1), ylim=(-1, 1))
-    row[1].legend(fontsize=7, markerscale=2, loc="lower right")
+    if by_angle:
+      fig.colorbar(dots, ax=row[1], label="angle of the true VA (degrees; 0 = positive valence)")
+    else:
+      row[1].legend(fontsize=7, markerscale=2, loc="lower right")
   fig.tight_layout()
   return _save(fig, path)
+
+
+_ANGLE_CMAP = "hsv"  # cyclic (-180 and 180 degrees meet) and, unlike twilight, no near-white end
+
+
+def va_angle(va) -> np.ndarray:
+  """The angle of each [valence, arousal] point on the circumplex, in degrees in [-180, 180]."""
+  va = np.asarray(va, np.float64)
+  return np.degrees(np.arctan2(va[:, 1], va[:, 0]))
 
 
 def _as_display(images, value_range=None):
