@@ -51,17 +51,33 @@ def figures(workdir: str) -> list[str]:
   return [os.path.relpath(p, workdir).replace(os.sep, "/") for p in own + runs]
 
 
-def summary(workdir: str, report: str) -> dict:
+def records(workdir: str, patterns=()) -> list[str]:
+  """What the tables were computed from, relative to workdir: each finished run's results.json
+  and its files matching `patterns` (globs relative to the run's directory, e.g.
+  'seed_*/levasa_report.json'). Copied with the page, they let a later sitting re-tabulate and
+  add runs without the finished ones' checkpoints."""
+  out = []
+  for r in runner.finished_runs(workdir):
+    d = runner.run_dir(workdir, r["name"])
+    found = [os.path.join(d, runner.RESULTS)]
+    for pattern in patterns:
+      found += sorted(glob.glob(os.path.join(d, pattern)))
+    out += [os.path.relpath(p, workdir).replace(os.sep, "/") for p in found]
+  return out
+
+
+def summary(workdir: str, report: str, patterns=()) -> dict:
   """What claims.json holds (see the module's docstring)."""
   argv = [os.path.relpath(sys.argv[0])] + sys.argv[1:] if sys.argv else []
   return {"command": " ".join(["python"] + argv), "tables": report,
           "claims": [c.record() for c in seeds.JUDGED], "runs": runner.finished_runs(workdir),
-          "figures": figures(workdir)}
+          "figures": figures(workdir), "records": records(workdir, patterns)}
 
 
-def run(tables: Callable[[str], str], *, report: str = "tables.md") -> None:
+def run(tables: Callable[[str], str], *, report: str = "tables.md", records=()) -> None:
   """Runs `tables(workdir)` under absl (one-line errors for user mistakes), then writes its text
-  to workdir/report and prints it. The script must define --workdir."""
+  to workdir/report and prints it. The script must define --workdir. records: the globs (relative
+  to a run's directory) of the run files the tables read besides results.json."""
   def main(argv):
     del argv
     train.quiet_console_logging()
@@ -76,7 +92,7 @@ def run(tables: Callable[[str], str], *, report: str = "tables.md") -> None:
     with open(os.path.join(workdir, report), "w") as f:
       f.write(text)
     workdir_lib.write_atomic(os.path.join(workdir, CLAIMS), json.dumps(train.json_safe(
-        summary(workdir, report)), indent=1))
+        summary(workdir, report, records)), indent=1))
     print(text)
 
   flags.mark_flags_as_required(["workdir"])

@@ -24,6 +24,8 @@ def _workdir(root):
   from PIL import Image
   Image.new("RGB", (1800, 600), (200, 40, 40)).save(d / "run" / "seed_0" / "space.png")
   (d / "tables.md").write_text("# tables\n")
+  (d / "run" / "results.json").write_text(json.dumps({"name": "run", "num_seeds": 3, "wall_s": 600.0,
+                                                      "per_seed": [{"eval/x": 1.0}] * 3}))
   judged = seeds.judge([seeds.compare("A beats B", [1.0, 1.25, 1.1], [0.5, 0.7, 0.6], paired=True,
                                       paper="Table 1: 0.26 vs 0.43"),
                         seeds.compare("C beats D", [1.0, 2.0], [1.5, 1.4], paired=True)])
@@ -50,6 +52,7 @@ def test_the_page_carries_every_verdict_and_regenerates_from_its_records(tmp_pat
   from PIL import Image
   with Image.open(records / "ganmut" / "run" / "seed_0" / "space.png") as copy:  # the page's copy:
     assert copy.size == (900, 300) and copy.convert("RGB").getpixel((450, 150)) == (200, 40, 40)
+  assert json.loads((records / "ganmut" / "run" / "results.json").read_text())["per_seed"][0] == {"eval/x": 1.0}
   again = _results().write_page(str(records), str(tmp_path / "docs" / "again.md"), ["ganmut", "levasa"])
   strip = lambda text: [line for line in text.splitlines() if "levasa" not in line]
   assert strip(again) == strip(page)

@@ -3,10 +3,11 @@ results.json with each seed's flat metrics (the loop's seeds.json values), are r
 retrained, and refuse another number of seeds."""
 import json
 import os
+import shutil
 
 import pytest
 
-from affectjax import runner, train, workdir as workdir_lib
+from affectjax import experiment, runner, train, workdir as workdir_lib
 from conftest import levasa_tiny
 
 
@@ -27,6 +28,13 @@ def test_runs_train_once_and_are_read_back(tmp_path, monkeypatch):
     raise AssertionError("a finished run was retrained")
   monkeypatch.setattr(train, "train_and_evaluate", no_training)
   assert runner.execute(str(tmp_path), runs[:1], seeds=2, log=lambda _: None) == got
+  # a later sitting on another machine: only the records travel (no checkpoints), and they are read back
+  kept = experiment.records(str(tmp_path), ("seeds.json", "seed_*/no_such_file.json"))
+  assert kept == ["a/levasa/results.json", "a/levasa/seeds.json"]
+  for rel in kept:
+    os.makedirs(os.path.dirname(tmp_path / "later" / rel), exist_ok=True)
+    shutil.copyfile(tmp_path / rel, tmp_path / "later" / rel)
+  assert runner.execute(str(tmp_path / "later"), runs[:1], seeds=2, log=lambda _: None) == got
   with pytest.raises(workdir_lib.WorkdirError, match=r"holds 2 seed\(s\), not the 3 asked for"):
     runner.execute(str(tmp_path), runs[:1], seeds=3, log=lambda _: None)
   assert runner.strip(got)["a/levasa"][0]["pixel_mse"] == got["a/levasa"][0]["eval/pixel_mse"]
