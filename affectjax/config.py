@@ -78,6 +78,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.progress = True
   c.train.report = True  # write the method's tables and figures at the end
   c.train.num_seeds = 1  # K > 1: K independent models in one program (a seed axis)
+  # Seed i of this program is seed first_seed + i of its experiment (root key and data order
+  # config.seed + first_seed + i; the data set stays config.seed's): more seeds for a finished run
+  c.train.first_seed = 0
   # K > 1: every seed reads config.seed's data order (one read, broadcast) instead of its own
   c.train.shared_data_order = False
   # K > 1: how the step runs the seeds. 'vmap' batches them (weights too: XLA:CPU turns the
@@ -169,7 +172,8 @@ def validate(config, num_devices: int) -> None:
                "train.num_seeds"):
     value = get_path(config, path)
     expect(isinstance(value, int) and value > 0, f"config.{path}={value!r} must be a positive integer")
-  for path in ("train.checkpoint_every", "train.eval_every", "optim.warmup_steps", "seed"):
+  for path in ("train.checkpoint_every", "train.eval_every", "optim.warmup_steps", "seed",
+               "train.first_seed"):
     value = get_path(config, path)
     expect(isinstance(value, int) and value >= 0, f"config.{path}={value!r} must be an integer >= 0")
   expect(isinstance(config.train.keep_checkpoints, int) and config.train.keep_checkpoints >= 1,

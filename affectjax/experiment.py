@@ -61,7 +61,8 @@ def records(workdir: str, patterns=()) -> list[str]:
     d = runner.run_dir(workdir, r["name"])
     found = [os.path.join(d, runner.RESULTS)]
     for pattern in patterns:
-      found += sorted(glob.glob(os.path.join(d, pattern)))
+      for b in runner.block_dirs(d):  # seeds added later keep their files in their block
+        found += sorted(glob.glob(os.path.join(b, pattern)))
     out += [os.path.relpath(p, workdir).replace(os.sep, "/") for p in found]
   return out
 

@@ -3,7 +3,9 @@ trains its seeds on the K-seed path (config.train.num_seeds) into <workdir>/<nam
 <workdir>/<name>/results.json: each seed's flat metrics ('eval/...', 'report/...'), its seeds and
 the wall time. A run whose results.json exists is read, not retrained; one whose training was
 interrupted resumes from its checkpoint; one finished under another config (a changed default, other
-overrides) is refused, naming the fields. experiments/<paper>.py is its runs and its tables."""
+overrides) is refused, naming the fields; one asked for more seeds gets the missing ones as one more
+program (train.first_seed), so a claim can gain seeds in a later sitting, from the run's
+results.json alone. experiments/<paper>.py is its runs and its tables."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,6 +20,8 @@ RESULTS = "results.json"
 # Fields that change how a run is shown or where it reads its files, not what it computes
 PRESENTATION = ("train.progress", "train.log_every", "data.manual_dir", "data.tfds_dir",
                 "data.cache_dir", "data.num_parallel_calls", "data.prefetch")
+# Which seeds a program trains: the record's own seed count and blocks say it for a run
+SEED_LAYOUT = ("train.num_seeds", "train.first_seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,9 +37,28 @@ def run_dir(workdir: str, name: str) -> str:
 
 def seed_dir(workdir: str, name: str, seed: int, num_seeds: int) -> str:
   """Where seed `seed` of a run wrote its report files: the run's directory for one seed,
-  its seed_<i>/ for K (train.seed_report_dir)."""
+  its seed_<i>/ for K (train.seed_report_dir); for seeds added later, their block's."""
   d = run_dir(workdir, name)
+  for block in _blocks(d):
+    if block["first_seed"] <= seed < block["first_seed"] + block["num_seeds"]:
+      b = os.path.normpath(os.path.join(d, block["dir"]))
+      return b if block["num_seeds"] == 1 else train_lib.seed_report_dir(b, seed - block["first_seed"])
   return d if num_seeds == 1 else train_lib.seed_report_dir(d, seed)
+
+
+def _blocks(directory: str) -> list[dict]:
+  """A finished run's programs, [{first_seed, num_seeds, dir (relative), wall_s}] ([] if none
+  recorded: one program of all its seeds in the run's directory)."""
+  try:
+    with open(os.path.join(directory, RESULTS)) as f:
+      return json.load(f).get("blocks", [])
+  except FileNotFoundError:
+    return []
+
+
+def block_dirs(directory: str) -> list[str]:
+  """The directories of a run's programs: the run's own, then any that added seeds."""
+  return [directory] + [os.path.join(directory, b["dir"]) for b in _blocks(directory) if b["dir"] != "."]
 
 
 def apply_overrides(config, overrides: dict) -> None:
@@ -60,7 +83,8 @@ def _changed(old: dict, new: dict) -> list[str]:
   out = []
   for k in sorted(set(a) | set(b)):
     x, y = a.get(k, "<absent>"), b.get(k, "<absent>")
-    if k not in PRESENTATION and x != y and not (isinstance(x, list) and list(y or ()) == x):
+    if (k not in PRESENTATION + SEED_LAYOUT and x != y
+        and not (isinstance(x, list) and list(y or ()) == x)):
       out.append(f"{k}: {x!r} -> {y!r}")
   return out
 
@@ -85,8 +109,10 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
   """{run name: [flat metrics of each seed]} for every run that has results. A run without them
   is trained when `train` (True, or a predicate of the run's name) says so, else left out.
   overrides ({'section.field': value}, e.g. an experiment's --config.* flags) apply to every run.
-  A run finished with another number of seeds or another config is an error: its results
-  answer another question (seeds share one program, so more seeds are a new --workdir)."""
+  A finished run asked for more seeds than it holds gets the missing ones (seeds k..n-1) as one
+  more program in <name>/seeds_<k>-<n-1>/ (train.first_seed = k: the models a single n-seed
+  program would train), when `train` allows; fewer seeds, or another config, is an error: its
+  results answer another question."""
   out = {}
   for run in runs:
     d = run_dir(workdir, run.name)
@@ -94,32 +120,60 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
     config = run.config.copy_and_resolve_references()
     apply_overrides(config, overrides or {})
     config.train.num_seeds = seeds
+    trainable = train(run.name) if callable(train) else train
     if not os.path.exists(path):
-      if not (train(run.name) if callable(train) else train):
+      if not trainable:
         continue
       log(f"== {run.name} ({seeds} seed{'s' if seeds > 1 else ''})")
       start = time.time()
       _, final = train_lib.train_and_evaluate(config, d)
+      wall = time.time() - start
       record = {"name": run.name, "num_seeds": seeds,
                 "seeds": [config.seed + i for i in range(seeds)],
-                "wall_s": time.time() - start, "per_seed": _per_seed(d, final, seeds),
-                "config": _recorded_config(config, workdir)}
+                "wall_s": wall, "per_seed": _per_seed(d, final, seeds),
+                "config": _recorded_config(config, workdir),
+                "blocks": [{"first_seed": 0, "num_seeds": seeds, "dir": ".", "wall_s": wall}]}
       workdir_lib.write_atomic(path, json.dumps(train_lib.json_safe(record), indent=1))
       log(f"   {record['wall_s']:.0f} s")
     with open(path) as f:
       record = json.load(f)
-    if record["num_seeds"] != seeds:
-      raise workdir_lib.WorkdirError(
-          f"{path} holds {record['num_seeds']} seed(s), not the {seeds} asked for: seeds train as "
-          f"one program, so pass --seeds={record['num_seeds']} or use a new --workdir")
     changed = _changed(record.get("config", {}), _recorded_config(config, workdir))
     if "config" in record and changed:
       raise workdir_lib.WorkdirError(
           f"{path} was trained with another config ({'; '.join(changed[:6])}"
           f"{'; ...' if len(changed) > 6 else ''}): its numbers answer another question. Use a new "
           f"--workdir, or delete that results.json (and the run's checkpoints) to retrain it")
+    if record["num_seeds"] < seeds and trainable and "config" in record:
+      record = _add_seeds(workdir, run.name, record, config, seeds, log)
+    if record["num_seeds"] != seeds:
+      raise workdir_lib.WorkdirError(
+          f"{path} holds {record['num_seeds']} seed(s), not the {seeds} asked for: pass "
+          f"--seeds={record['num_seeds']}, or more seeds where the run may train (they are added)")
     out[run.name] = [{k: _number(v) for k, v in m.items()} for m in record["per_seed"]]
   return out
+
+
+def _add_seeds(workdir: str, name: str, record: dict, config, seeds: int, log) -> dict:
+  """The record with seeds record['num_seeds'] .. seeds - 1 trained as one more program (resumed
+  from its checkpoint if an earlier attempt was cut) and appended."""
+  d = run_dir(workdir, name)
+  first, k = record["num_seeds"], seeds - record["num_seeds"]
+  block = f"seeds_{first}-{seeds - 1}"
+  c = config.copy_and_resolve_references()
+  c.train.num_seeds, c.train.first_seed = k, first
+  log(f"== {name}: seeds {first}..{seeds - 1} added ({block}/)")
+  start = time.time()
+  _, final = train_lib.train_and_evaluate(c, os.path.join(d, block))
+  wall = time.time() - start
+  blocks = record.get("blocks") or [{"first_seed": 0, "num_seeds": first, "dir": ".",
+                                     "wall_s": record.get("wall_s")}]
+  record = dict(record, num_seeds=seeds, per_seed=record["per_seed"] + _per_seed(os.path.join(d, block), final, k),
+                seeds=(record.get("seeds") or []) + [c.seed + first + i for i in range(k)],
+                wall_s=(record.get("wall_s") or 0.0) + wall,
+                blocks=blocks + [{"first_seed": first, "num_seeds": k, "dir": block, "wall_s": wall}])
+  workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
+  log(f"   {wall:.0f} s")
+  return record
 
 
 def strip(runs: dict[str, list[dict]], prefix: str = "eval/") -> dict[str, list[dict]]:

@@ -9,7 +9,8 @@ Many seeds, one program (config.train.num_seeds = K > 1): the state gets a leadi
 (every leaf but the shared `step`), init is vmapped over it and the step mapped (train.seed_map:
 vmapped, or on CPU unrolled into K one-seed steps in the one program), and seed i is trained
 with root key jax.random.key(config.seed + i) and the data order of config.seed + i (or, with
-train.shared_data_order, config.seed's order read once and broadcast), so model i is the model a
+train.shared_data_order, config.seed's order read once and broadcast; train.first_seed = f shifts
+keys and orders to config.seed + f + i, how a runner adds seeds to a finished run), so model i is the model a
 one-seed run with those keys and that order trains. The data set and everything the method
 computes from it (make_method) is config.seed's for all K seeds: the seed axis varies the
 training randomness, not the data. Every stream's batch is [K, B, ...] sharded over 'data' on B.
@@ -144,10 +145,11 @@ def _build(config, **overrides) -> Setup:
   method = registry.with_evals(methods.get(config, loaded, **overrides), config)
   data = method.data if method.data is not None else loaded
   k, shared = config.train.num_seeds, bool(config.train.shared_data_order)
+  first = first_seed(config)
   if k == 1:
-    return Setup(config, mesh, data, method, jax.random.key(config.seed),
+    return Setup(config, mesh, data, method, jax.random.key(config.seed + first),
                  NamedSharding(mesh, P()), NamedSharding(mesh, P("data")))
-  root_keys = jnp.stack([jax.random.key(config.seed + i) for i in range(k)])
+  root_keys = jnp.stack([jax.random.key(config.seed + first + i) for i in range(k)])
   batch_spec = P("data") if shared else P(None, "data")
   return Setup(config, mesh, data, method, root_keys[0], NamedSharding(mesh, P()),
                NamedSharding(mesh, batch_spec), num_seeds=k, root_keys=root_keys,
@@ -156,9 +158,16 @@ def _build(config, **overrides) -> Setup:
 
 # ---------------------------------------------------------------- input streams
 
+def first_seed(config) -> int:
+  """train.first_seed (0 for configs written before it existed)."""
+  return int(config.train.get("first_seed", 0))
+
+
 def _stream_seed(s: Setup, stream, seed_index: int = 0) -> int:
-  """The data-order seed of a stream for seed i of the run: config.seed + i + its offset."""
-  return s.config.seed + seed_index + stream.seed_offset
+  """The data-order seed of a stream for seed i of the run: config.seed + first_seed + i + its
+  offset (config.seed's order when every seed shares it)."""
+  first = 0 if s.shared_data_order else first_seed(s.config)
+  return s.config.seed + first + seed_index + stream.seed_offset
 
 
 def _select(batch: dict, keys) -> dict:
@@ -511,16 +520,16 @@ def write_seed_summary(s: Setup, workdir: str, table: dict[str, list[float]]) ->
   with affectjax.evaluate.seeds.summarize's fields and the per-seed values, null for NaN)."""
   from affectjax.evaluate import seeds as seeds_lib
   c, k = s.config, s.num_seeds
-  seeds = [c.seed + i for i in range(k)]
+  seeds = [c.seed + first_seed(c) + i for i in range(k)]
   order = ("config.seed's order, shared by every seed" if s.shared_data_order
-           else "seed i reads the order of config.seed + i")
+           else "seed i reads the order of config.seed + train.first_seed + i")
   rows = {name: {**seeds_lib.summarize(v), "per_seed": list(v)} for name, v in table.items()}
   with open(os.path.join(workdir, "seeds.json"), "w") as f:
     json.dump(json_safe({"method": c.method, "variant": c.variant, "num_seeds": k, "seeds": seeds,
                           "shared_data_order": s.shared_data_order, "metrics": rows}), f, indent=1)
   lines = [f"# {c.method} ({c.variant}): {k} seeds\n",
            f"Mean over the seeds with its 95 % interval (Student t). Seed i: root key "
-           f"config.seed + i ({', '.join(map(str, seeds))}); data order: {order}; the data set is "
+           f"config.seed + train.first_seed + i ({', '.join(map(str, seeds))}); data order: {order}; the data set is "
            f"config.seed's for every seed. Each seed's own tables are in seed_<i>/; per-seed "
            f"values also in seeds.json.\n",
            "| metric | mean [95 % interval] | " + " | ".join(f"seed {i}" for i in range(k)) + " |",

@@ -36,8 +36,32 @@ def test_runs_train_once_and_are_read_back(tmp_path, monkeypatch):
     shutil.copyfile(tmp_path / rel, tmp_path / "later" / rel)
   assert runner.execute(str(tmp_path / "later"), runs[:1], seeds=2, log=lambda _: None) == got
   with pytest.raises(workdir_lib.WorkdirError, match=r"holds 2 seed\(s\), not the 3 asked for"):
-    runner.execute(str(tmp_path), runs[:1], seeds=3, log=lambda _: None)
+    runner.execute(str(tmp_path), runs[:1], seeds=3, train=False, log=lambda _: None)
+  with pytest.raises(workdir_lib.WorkdirError, match=r"holds 2 seed\(s\), not the 1 asked for"):
+    runner.execute(str(tmp_path), runs[:1], seeds=1, log=lambda _: None)
   assert runner.strip(got)["a/levasa"][0]["pixel_mse"] == got["a/levasa"][0]["eval/pixel_mse"]
+
+
+def test_seeds_added_to_a_finished_run_are_the_seeds_one_program_would_train(tmp_path):
+  """1 seed, then --seeds=3: seeds 1 and 2 train as one more program (train.first_seed = 1), and
+  the three equal a 3-seed program's; their files are found in their block."""
+  run = runner.Run("levasa", levasa_tiny(train__num_steps=2, train__report=True))
+  quiet = dict(log=lambda _: None)
+  runner.execute(str(tmp_path / "grown"), [run], seeds=1, **quiet)
+  grown = runner.execute(str(tmp_path / "grown"), [run], seeds=3, **quiet)["levasa"]
+  whole = runner.execute(str(tmp_path / "whole"), [run], seeds=3, **quiet)["levasa"]
+  assert len(grown) == 3 and grown[1]["eval/pixel_mse"] != grown[2]["eval/pixel_mse"]
+  for g, w in zip(grown, whole):
+    assert g.keys() == w.keys()
+    for k in w:
+      assert g[k] == pytest.approx(w[k], rel=1e-4, abs=1e-6, nan_ok=True), k
+  record = json.load(open(tmp_path / "grown" / "levasa" / runner.RESULTS))
+  assert record["seeds"] == [0, 1, 2] and [b["dir"] for b in record["blocks"]] == [".", "seeds_1-2"]
+  assert runner.seed_dir(str(tmp_path / "grown"), "levasa", 2, 3) == str(tmp_path / "grown" / "levasa" / "seeds_1-2" / "seed_1")
+  assert runner.seed_dir(str(tmp_path / "grown"), "levasa", 0, 3) == str(tmp_path / "grown" / "levasa")
+  kept = experiment.records(str(tmp_path / "grown"), ("levasa_report.json", "seed_*/levasa_report.json"))
+  assert kept == ["levasa/results.json", "levasa/levasa_report.json", "levasa/seeds_1-2/seed_0/levasa_report.json",
+                  "levasa/seeds_1-2/seed_1/levasa_report.json"]
 
 
 def test_overrides_reach_every_run_and_a_run_of_another_config_is_refused(tmp_path, monkeypatch):
