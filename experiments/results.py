@@ -103,6 +103,9 @@ def _copy_figure(src: str, dst: str) -> None:
     return
   os.makedirs(os.path.dirname(dst), exist_ok=True)
   with Image.open(src) as im:
+    if im.mode == "P" and im.width <= FIGURE_WIDTH:  # already a page copy: the same bytes, no churn
+      shutil.copyfile(src, dst)
+      return
     im = im.convert("RGB")
     if im.width > FIGURE_WIDTH:
       im = im.resize((FIGURE_WIDTH, round(im.height * FIGURE_WIDTH / im.width)), Image.LANCZOS)

@@ -22,7 +22,10 @@ def _workdir(root):
   d = root / "ganmut"
   (d / "run" / "seed_0").mkdir(parents=True)
   from PIL import Image
-  Image.new("RGB", (1800, 600), (200, 40, 40)).save(d / "run" / "seed_0" / "space.png")
+  import numpy as np
+  pixels = np.full((600, 1800, 3), (200, 40, 40), np.uint8)
+  pixels[:100] = np.random.default_rng(0).integers(0, 256, (100, 1800, 3))  # many colours: quantised
+  Image.fromarray(pixels).save(d / "run" / "seed_0" / "space.png")
   (d / "tables.md").write_text("# tables\n")
   (d / "run" / "results.json").write_text(json.dumps({"name": "run", "num_seeds": 3, "wall_s": 600.0,
                                                       "per_seed": [{"eval/x": 1.0}] * 3}))
@@ -53,6 +56,12 @@ def test_the_page_carries_every_verdict_and_regenerates_from_its_records(tmp_pat
   with Image.open(records / "ganmut" / "run" / "seed_0" / "space.png") as copy:  # the page's copy:
     assert copy.size == (900, 300) and copy.convert("RGB").getpixel((450, 150)) == (200, 40, 40)
   assert json.loads((records / "ganmut" / "run" / "results.json").read_text())["per_seed"][0] == {"eval/x": 1.0}
+  # a page written from a copy of the records copies its figures byte for byte (no churn in git)
+  import shutil
+  shutil.copytree(records, tmp_path / "copy")
+  _results().write_page(str(tmp_path / "copy"), str(tmp_path / "other" / "results.md"), ["ganmut"])
+  fig = os.path.join("ganmut", "run", "seed_0", "space.png")
+  assert (tmp_path / "other" / "results" / fig).read_bytes() == (records / fig).read_bytes()
   again = _results().write_page(str(records), str(tmp_path / "docs" / "again.md"), ["ganmut", "levasa"])
   strip = lambda text: [line for line in text.splitlines() if "levasa" not in line]
   assert strip(again) == strip(page)
