@@ -27,7 +27,9 @@ flags.DEFINE_string("workdir", None, "Where the runs, tables.md and figures go."
 _SIZE = flags.DEFINE_enum("size", "small", ["small", "paper", "tiny"],
                           "small: 32x32 CPU runs; paper: 224x224 ResNet-18 (GPU); tiny: a smoke test.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every run (0: config's).")
-_SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per cell (mean [95 % interval]).")
+_SEEDS = flags.DEFINE_integer(
+    "seeds", 1, "Seeds per cell (mean [95 % interval]); more than a finished run's add the missing ones "
+    "(affectjax.runner).")
 _ONLY = flags.DEFINE_list("only", ["table3", "table4", "fig5"], "Which studies to run.")
 _NOISE = flags.DEFINE_list("noise", ["0", "10", "20", "30"], "Noise rates (%) of Table 3.")
 _KINDS = flags.DEFINE_list("kinds", ["onehot", "euclid", "gmm"], "Label kinds of Table 3.")

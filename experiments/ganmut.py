@@ -34,7 +34,9 @@ _ONLY = flags.DEFINE_list("only", [], "Train only these (names of RUNS); the tab
 _TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "Train nothing: tables of the finished runs.")
 _SEED = flags.DEFINE_integer("seed", 0, "config.seed of every run: its data set; seed i trains "
                              "with root key and data order seed + i.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per model, trained as one program (train.num_seeds).")
+_SEEDS = flags.DEFINE_integer(
+    "seeds", 3, "Seeds per model, trained as one program (train.num_seeds); more than a finished run's "
+    "add the missing ones (affectjax.runner).")
 experiment.define_overrides(ganmut_configs.get_config())
 
 # run name -> (config argument, label in the tables)

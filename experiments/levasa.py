@@ -36,7 +36,9 @@ flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every model (0: config's).")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny models and data (a smoke test, not a result).")
 _SEED = flags.DEFINE_integer("seed", 0, "config.seed of every model: its data set; seed i trains with root key and data order seed + i.")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per model, trained as one program (train.num_seeds).")
+_SEEDS = flags.DEFINE_integer(
+    "seeds", 3, "Seeds per model, trained as one program (train.num_seeds); more than a finished run's "
+    "add the missing ones (affectjax.runner).")
 experiment.define_overrides(levasa_configs.get_config())  # --config.X=value: that field of every run
 _TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "Train nothing: write tables.md from the "
                                   "runs already finished in --workdir (missing runs are left out).")

@@ -26,7 +26,9 @@ from affectjax.evaluate import seeds as seeds_lib
 flags.DEFINE_string("workdir", None, "Where the runs and table1.md go.")
 _SIZE = flags.DEFINE_enum("size", "small", ["small", "paper", "tiny"],
                           "small: 32x32 CPU runs; paper: the paper's sizes (GPU); tiny: a smoke test.")
-_SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per model (mean [95 % interval] over them).")
+_SEEDS = flags.DEFINE_integer(
+    "seeds", 1, "Seeds per model (mean [95 % interval] over them); more than a finished run's add the "
+    "missing ones (affectjax.runner).")
 experiment.define_overrides(rbvae_configs.get_config())  # --config.X=value: that field of every run
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every run (0: the config's epochs).")
 _DATASETS = flags.DEFINE_list("datasets", ["digits", "faces"], "digits and/or faces.")

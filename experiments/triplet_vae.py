@@ -32,7 +32,9 @@ from affectjax.methods.triplet_vae import evaluate as ev
 
 flags.DEFINE_string("workdir", None, "Where the runs and the tables go.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Override train.num_steps of every model (0: the paper's 100,000).")
-_SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per model, trained as one program (train.num_seeds).")
+_SEEDS = flags.DEFINE_integer(
+    "seeds", 1, "Seeds per model, trained as one program (train.num_seeds); more than a finished run's "
+    "add the missing ones (affectjax.runner).")
 experiment.define_overrides(tv_configs.get_config())  # --config.X=value: that field of every run
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny models and data (a smoke test, not a result).")
 _MODELS = flags.DEFINE_list("models", ["vae", "m1", "m2"], "Models to train (m2_prior too if asked).")
