@@ -124,7 +124,10 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
            "would need (at the claim's Holm level where the line says so; records written "
            "before that change used 0.05). 'The paper' is what the paper reports for the claim, "
            "on its real data; ours are measured on affectjax's synthetic faces at CPU budgets "
-           "(steps below), so they test whether the method's mechanism shows up, not the paper's numbers.\n"]
+           "(steps below), so they test whether the method's mechanism shows up, not the paper's numbers. "
+           "Each paper's folder in docs/results/ keeps its runs' results.json (per-seed metrics and "
+           "config): copied into a root, the experiment's command re-tabulates them, trains the runs "
+           "that are missing and, with a larger --seeds, adds seeds to the finished ones.\n"]
   missing = []
   for paper in papers:
     d = os.path.join(root, paper)
