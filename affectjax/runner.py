@@ -41,7 +41,7 @@ def seed_dir(workdir: str, name: str, seed: int, num_seeds: int) -> str:
   d = run_dir(workdir, name)
   for block in _blocks(d):
     if block["first_seed"] <= seed < block["first_seed"] + block["num_seeds"]:
-      b = os.path.normpath(os.path.join(d, block["dir"]))
+      b = _block_dir(d, block)
       return b if block["num_seeds"] == 1 else train_lib.seed_report_dir(b, seed - block["first_seed"])
   return d if num_seeds == 1 else train_lib.seed_report_dir(d, seed)
 
@@ -56,9 +56,13 @@ def _blocks(directory: str) -> list[dict]:
     return []
 
 
+def _block_dir(directory: str, block: dict) -> str:
+  return os.path.normpath(os.path.join(directory, block["dir"]))
+
+
 def block_dirs(directory: str) -> list[str]:
   """The directories of a run's programs: the run's own, then any that added seeds."""
-  return [directory] + [os.path.join(directory, b["dir"]) for b in _blocks(directory) if b["dir"] != "."]
+  return [_block_dir(directory, b) for b in _blocks(directory)] or [directory]
 
 
 def apply_overrides(config, overrides: dict) -> None:

@@ -165,8 +165,8 @@ def first_seed(config) -> int:
 
 def _stream_seed(s: Setup, stream, seed_index: int = 0) -> int:
   """The data-order seed of a stream for seed i of the run: config.seed + first_seed + i + its
-  offset (config.seed's order when every seed shares it)."""
-  first = 0 if s.shared_data_order else first_seed(s.config)
+  offset (config.seed's order when every seed shares it, in a one-seed block of such a run too)."""
+  first = 0 if s.config.train.shared_data_order else first_seed(s.config)
   return s.config.seed + first + seed_index + stream.seed_offset
 
 

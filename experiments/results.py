@@ -14,8 +14,9 @@ figures, and each run's results.json: its per-seed metrics and config, never che
 `--root=docs/results` regenerates the same page from them. Because a finished run is read back
 from its results.json, a later sitting on another machine continues a campaign from the records:
 `cp -r docs/results/<paper> runs/results/` and run the experiment's command; only the runs that
-have no record train (the experiments that draw figures from the runs' own files redraw those
-only for the runs trained in that sitting; see docs/results.md).
+have no record train, and a larger --seeds adds seeds to the finished ones. A figure drawn from
+a run's own files (LeVAsa's combined figures, the triplet VAE's PCA plots) is redrawn only when
+those files exist; otherwise the page keeps the copy it has.
 """
 import json
 import os
@@ -25,7 +26,7 @@ import sys
 
 from absl import app, flags
 
-from affectjax import errors, runner
+from affectjax import errors, experiment
 
 DEFAULT_ROOT = "runs/results"
 _ROOT = flags.DEFINE_string("root", DEFAULT_ROOT, "Where each experiment's workdir is (root/<paper>).")
@@ -148,8 +149,7 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
         figures.append(os.path.relpath(target, os.path.dirname(os.path.abspath(out))))
     # What the tables read (each run's results.json, ...): a later sitting continues from them.
     # Older claims.json files lack the list; their runs' results.json are what exists of it.
-    kept = record.get("records") or [
-        "/".join([r["name"], runner.RESULTS]) for r in runner.finished_runs(d)]
+    kept = record.get("records") or experiment.records(d)
     for rel in kept:
       if os.path.exists(os.path.join(d, rel)):
         _copy(os.path.join(d, rel), os.path.join(dest, rel))

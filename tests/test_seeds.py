@@ -144,3 +144,19 @@ def test_nan_in_one_seed_names_it_keeps_the_checkpoint_and_the_run_resumes_exact
   md = open(os.path.join(workdir, "seeds.md")).read()
   assert "| eval/pixel_mse |" in md and "| metric | mean [95 % interval] | seed 0 | seed 1 |" in md
 
+
+
+def test_first_seed_shifts_keys_and_own_data_orders_not_a_shared_one():
+  """train.first_seed = f: root key and data order of config.seed + f (the seeds a runner adds);
+  a one-seed block of a shared-order run still reads config.seed's order, as its N-seed program."""
+  batch = lambda s: train.first_batch(s)["data"]["image"]
+  plain = train.setup(make_config("levasa"))
+  shifted = train.setup(make_config("levasa", train__first_seed=2))
+  moved = make_config("levasa")
+  moved.seed = 2  # the order and key of seed 2, on config.seed 0's data set below
+  reference = dataclasses.replace(plain, config=moved)
+  np.testing.assert_array_equal(batch(shifted), batch(reference))
+  assert not np.array_equal(batch(shifted), batch(plain))
+  assert jax.random.key_data(shifted.root_key).tolist() == jax.random.key_data(jax.random.key(2)).tolist()
+  shared = train.setup(make_config("levasa", train__first_seed=2, train__shared_data_order=True))
+  np.testing.assert_array_equal(batch(shared), batch(plain))
