@@ -115,7 +115,8 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
   overrides ({'section.field': value}, e.g. an experiment's --config.* flags) apply to every run.
   A finished run asked for more seeds than it holds gets the missing ones (seeds k..n-1) as one
   more program in <name>/seeds_<k>-<n-1>/ (train.first_seed = k: the models a single n-seed
-  program would train), when `train` allows; fewer seeds, or another config, is an error: its
+  program would train), when `train` allows; where it does not (an experiment's --only), the run is
+  read with the seeds it holds. Fewer seeds than a run holds, or another config, is an error: its
   results answer another question."""
   out = {}
   for run in runs:
@@ -149,7 +150,10 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
           f"--workdir, or delete that results.json (and the run's checkpoints) to retrain it")
     if record["num_seeds"] < seeds and trainable and "config" in record:
       record = _add_seeds(workdir, run.name, record, config, seeds, log)
-    if record["num_seeds"] != seeds:
+    elif record["num_seeds"] < seeds and not trainable:
+      # e.g. --only: this run keeps its seeds; a claim pairs its arms over the seeds both hold
+      log(f"== {run.name}: read with its {record['num_seeds']} seed(s) of the {seeds} asked (not trained here)")
+    elif record["num_seeds"] != seeds:
       raise workdir_lib.WorkdirError(
           f"{path} holds {record['num_seeds']} seed(s), not the {seeds} asked for: pass "
           f"--seeds={record['num_seeds']}, or more seeds where the run may train (they are added)")

@@ -224,7 +224,7 @@ def _faces_truth(runs) -> str:
 
 
 def main(workdir: str) -> str:
-  parts = [f"# Rb-VAE Table 1 (size={_SIZE.value}, seeds={_SEEDS.value}"
+  parts = [f"# Rb-VAE Table 1 (size={_SIZE.value}, --seeds={_SEEDS.value}"
            f"{', steps=' + str(_STEPS.value) if _STEPS.value else ''})", ""]
   for dataset in _DATASETS.value:
     if dataset not in ("digits", "faces"):

@@ -1,8 +1,8 @@
 """The triplet VAE (../shared/papers/triplet_vae.md): Tables II-III, Figures 4-5, traversals.
 
   python experiments/triplet_vae.py --workdir=runs/triplet_vae [--steps=N] [--seeds=K] [--quick]
-      [--tables_only] [--config.X=value] [--tune_variance=0.001,0.01] [--tune_anneal=0.5,1]
-      [--tune_gamma=0.01,0.04,0.16]
+      [--tables_only] [--only=m1,m2] [--config.X=value] [--tune_variance=0.001,0.01]
+      [--tune_anneal=0.5,1] [--tune_gamma=0.01,0.04,0.16]
 
 Trains (or resumes) VAE, M1 and M2 in the posed setting (Table II: 7 emotions, artificial
 triplets) and the spontaneous setting (Table III: positive/negative, crowd triplets with 5
@@ -40,6 +40,8 @@ _QUICK = flags.DEFINE_bool("quick", False, "Tiny models and data (a smoke test, 
 _MODELS = flags.DEFINE_list("models", ["vae", "m1", "m2"], "Models to train (m2_prior too if asked).")
 _SETTINGS = flags.DEFINE_list("settings", ["posed", "spontaneous"], "Table II (posed), Table III (spontaneous).")
 _TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "Only tabulate the runs already reported in workdir.")
+_ONLY = flags.DEFINE_list("only", [], "Train only these models (e.g. more seeds for them); the others' "
+                          "finished runs are read with the seeds they hold.")
 _TUNE_VARIANCE = flags.DEFINE_list("tune_variance", [], "Reconstruction variances (loss.variance) to "
                                    "tune every model over (Sec. V-D), e.g. 0.001,0.01.")
 _TUNE_ANNEAL = flags.DEFINE_list("tune_anneal", [], "Annealing lengths to tune over, as fractions of "
@@ -123,28 +125,39 @@ def choose(results: dict, setting: str, model: str) -> tuple[str, list]:
 CHOSEN: dict = {}  # (setting, model) -> (run name, [(point, validation ELBO)]), for tables/figures
 
 
+def _row(seeds: list[dict], row: str) -> list[dict]:
+  return [{k[len(row) + 1:]: v for k, v in m.items() if k.startswith(row + "_")} for m in seeds]
+
+
+def _trainable(name: str) -> bool:
+  base = name.split("/")[-1]  # <model>, or <model>_<point> for a tuning run
+  return not _TABLES_ONLY.value and (not _ONLY.value or any(
+      base == m or ("/tune/" in name and base.startswith(m + "_")) for m in _ONLY.value))
+
+
 def run_all(workdir: str) -> dict:
   """{setting: {row: [metrics per seed]}} with rows raw, pca and the models (each model at its
   tuned setting when --tune_* are given)."""
   runs = [runner.Run(point_name(setting, model, point), point_config(model, setting, point))
           for setting in _SETTINGS.value for model in _MODELS.value for point in grid(model)]
-  found = runner.execute(workdir, runs, seeds=_SEEDS.value, train=not _TABLES_ONLY.value,
+  found = runner.execute(workdir, runs, seeds=_SEEDS.value, train=_trainable,
                          overrides=experiment.overrides())
   results = runner.strip(found, "report/")
   out = {}
   for setting in _SETTINGS.value:
-    rows = {}
+    rows, longest = {}, []
     for model in _MODELS.value:
       name, scored = choose(found, setting, model)
       CHOSEN[setting, model] = (name, scored)
       seeds = results.get(name)
       if not seeds:
         continue
-      # raw and PCA depend on the data only: taken from the first model's report
-      for row in (() if rows else ("raw", "pca")) + (model,):
-        rows[row] = [{k[len(row) + 1:]: v for k, v in m.items() if k.startswith(row + "_")} for m in seeds]
+      rows[model] = _row(seeds, model)
+      longest = seeds if len(seeds) > len(longest) else longest
     if rows:
-      out[setting] = rows
+      # raw and PCA depend on the data only (equal in every seed's report): taken from the run
+      # with the most seeds, so a claim against them pairs over all of the model's seeds
+      out[setting] = {"raw": _row(longest, "raw"), "pca": _row(longest, "pca"), **rows}
   return out
 
 

@@ -232,3 +232,27 @@ def test_canonical_conv_under_vmap_of_a_closed_over_numpy_array():
   got = jax.jit(lambda: jax.vmap(conv)(x))()
   want = jax.vmap(lambda a: cpu._conv(a, w, (1, 1), ((1, 1), (1, 1))))(jnp.asarray(x))
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_cnn_ceiling_and_evaluator_classifier_equal_with_and_without_the_cpu_path(monkeypatch):
+  """The CNN ceiling (3x3/2 down to 4x4: its last layer a patch product) and the GANmut evaluator's
+  VGG blocks (3x3/1, canonical gradients): same parameters, values and gradients either way."""
+  from affectjax.evaluate import cnn_ceiling
+  from affectjax.nn import classifier
+  x = jnp.tanh(_rand(13, (2, 32, 32, 3)))
+  nets = [(cnn_ceiling.CNN((("va", "regression", (2,)), ("emotion", "classes", (1, 7)))),
+           lambda out: jnp.sum(jnp.sin(out["va"])) + jnp.sum(jnp.sin(out["emotion"]))),
+          (classifier.VGGClassifier(7, widths=(8, 16), feature_dim=16),
+           lambda out: jnp.sum(jnp.sin(out[0])) + jnp.sum(jnp.sin(out[1])))]
+  for net, loss in nets:
+    out = []
+    for enabled in (False, True):
+      monkeypatch.setattr(cpu, "ENABLED", enabled)
+      params = net.init(jax.random.PRNGKey(0), x)
+      out.append((params, jax.jit(jax.value_and_grad(lambda p: loss(net.apply(p, x))))(params),
+                  str(jax.make_jaxpr(net.apply)(params, x))))
+    (p0, (v0, g0), j0), (p1, (v1, g1), j1) = out
+    assert j0 != j1  # the CPU path was taken
+    jax.tree.map(np.testing.assert_array_equal, p0, p1)
+    _close(v1, v0, scale=abs(float(v0)))
+    jax.tree.map(lambda a, b: _close(a, b, scale=float(jnp.max(jnp.abs(b))) + 1e-3), g1, g0)

@@ -98,3 +98,28 @@ def test_triplet_vae_tuning_chooses_on_validation_elbo_never_on_the_scored_split
   write({"0.04": 0.5, "0.16": 0.9})
   second = tables()
   assert "- M2: chose m2_g0.16" in second and "| M2 | 8 | 0.900 [0.900, 0.900] |" in second
+
+
+def test_triplet_vae_tables_pair_each_claim_over_the_seeds_both_arms_hold(tmp_path):
+  """--only=m2 --seeds=4 after a 2-seed run of every model: the VAE is read with its 2 seeds, M2
+  has 4; M2 vs VAE pairs 2 seeds, M2 vs the raw landmarks 4 (the raw row, the same in every
+  seed's report, is taken from the run with the most seeds)."""
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  for model, n in (("vae", 2), ("m2", 4)):
+    d = tmp_path / "posed" / model
+    d.mkdir(parents=True)
+    per_seed = [{"report/raw_accuracy": 0.5, "report/vae_accuracy": 0.6 + 0.01 * s,
+                 "report/m2_accuracy": 0.7 + 0.02 * s * s,
+                 **{f"report/{row}_{k}": v for row in ("raw", "pca", model)
+                    for k, v in (("dim", 8.0), ("identity_chance", 0.1))}} for s in range(n)]
+    (d / "results.json").write_text(json.dumps({"num_seeds": n, "per_seed": per_seed}))
+  subprocess.run([sys.executable, os.path.join(repo, "experiments", "triplet_vae.py"),
+                  f"--workdir={tmp_path}", "--tables_only", "--settings=posed", "--models=vae,m2",
+                  "--only=m2", "--seeds=4"], check=True, capture_output=True,
+                 env={**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])})
+  lines = (tmp_path / "tables.md").read_text().splitlines()
+  raw = next(line for line in lines if line.startswith("- M2 > None (raw) on accuracy"))
+  vae = next(line for line in lines if line.startswith("- M2 > VAE on accuracy"))
+  assert "n = 4 / 4" in raw and "n = 2 / 2" in vae, (raw, vae)

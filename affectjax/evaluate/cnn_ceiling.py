@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from affectjax.nn import cpu  # nn.Conv with XLA:CPU's fast formulations (issue 27)
+
 PREDICT_CHUNK = 256  # rows per inference call (one compiled shape)
 
 
@@ -56,7 +58,7 @@ class CNN(nn.Module):
     x = x.astype(jnp.float32)
     stages = max(1, int(np.log2(x.shape[1])) - 2)
     for i in range(stages):  # one strided convolution per halving: cheap on a CPU
-      x = nn.relu(nn.Conv(min(16 * 2 ** i, 64), (3, 3), strides=2)(x))
+      x = nn.relu(cpu.Conv(min(16 * 2 ** i, 64), (3, 3), strides=2)(x))
     x = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
     out = {}
     for name, kind, shape in self.heads:
@@ -163,6 +165,17 @@ def init_params(model: CNN, image_shape, dtype, seed: int) -> dict:
   return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
+def train_step(model: CNN, kinds: dict, scales: dict, tx) -> Callable:
+  """The jitted step (params, opt, images, targets) -> (params, opt, joint loss) of one batch."""
+  @jax.jit
+  def step(params, opt, x, y):
+    loss = lambda p: _joint(head_losses(model.apply(p, x), y, kinds, scales))  # noqa: E731
+    value, grads = jax.value_and_grad(loss)(params)
+    updates, opt = tx.update(grads, opt, params)
+    return optax.apply_updates(params, updates), opt, value
+  return step
+
+
 def fit(images, heads: dict, train_idx, val_idx, *, seed: int, max_steps: int, eval_every: int,
         patience: int, batch_size: int, learning_rate: float = 1e-3,
         log: Callable[[str], None] | None = None) -> Fit:
@@ -186,13 +199,7 @@ def fit(images, heads: dict, train_idx, val_idx, *, seed: int, max_steps: int, e
   # Adam's state starts at zero (count, moments): built on the host, nothing to compile
   opt = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype), jax.eval_shape(tx.init, params))
 
-  @jax.jit
-  def step(params, opt, x, y):
-    loss = lambda p: _joint(head_losses(model.apply(p, x), y, kinds, scales))  # noqa: E731
-    value, grads = jax.value_and_grad(loss)(params)
-    updates, opt = tx.update(grads, opt, params)
-    return optax.apply_updates(params, updates), opt, value
-
+  step = train_step(model, kinds, scales, tx)
   apply = jax.jit(model.apply)
   val_targets = _targets(heads, val_idx)
   joint = jax.jit(lambda out, y: _joint(head_losses(out, y, kinds, scales)))

@@ -7,6 +7,8 @@ from typing import Sequence
 
 import flax.linen as nn
 
+from affectjax.nn import cpu  # nn.Conv with XLA:CPU's fast formulations (issue 27)
+
 
 class VGGClassifier(nn.Module):
   num_classes: int = 7
@@ -18,8 +20,8 @@ class VGGClassifier(nn.Module):
     """x [N, H, W, 3] in [-1, 1] -> (logits [N, C], penultimate features [N, feature_dim])."""
     h = x
     for w in self.widths:
-      h = nn.relu(nn.Conv(w, (3, 3), padding=1)(h))
-      h = nn.relu(nn.Conv(w, (3, 3), padding=1)(h))
+      h = nn.relu(cpu.Conv(w, (3, 3), padding=1)(h))
+      h = nn.relu(cpu.Conv(w, (3, 3), padding=1)(h))
       h = nn.max_pool(h, (2, 2), strides=(2, 2))
     h = h.reshape(h.shape[0], -1)
     feats = nn.relu(nn.Dense(self.feature_dim)(h))
