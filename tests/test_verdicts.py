@@ -23,6 +23,17 @@ def test_paired_comparison_equals_scipy_and_its_interval_covers_by_construction(
   np.testing.assert_allclose([c.diff, c.lo, c.hi], [d.mean(), d.mean() - half, d.mean() + half])
 
 
+def test_a_paired_claim_over_arms_of_unequal_seeds_uses_and_shows_the_seeds_both_hold():
+  """An arm with more seeds (--only added them) pairs its first seeds with the other's; the means
+  the page shows are those seeds' means, so A - B is their difference."""
+  a, b = [0.61, 0.70, 0.66, 0.72, 0.20, 0.21], [0.55, 0.64, 0.65, 0.60]
+  c = seeds.compare("A beats B", a, b, paired=True)
+  assert (c.n_a, c.n_b) == (4, 4)
+  np.testing.assert_allclose(c.p, stats.ttest_rel(a[:4], b).pvalue, rtol=1e-12)
+  np.testing.assert_allclose([c.mean_a, c.mean_b], [np.mean(a[:4]), np.mean(b)])
+  assert c.mean_a - c.mean_b == pytest.approx(c.diff)
+
+
 def test_welch_comparison_equals_scipy():
   a, b = [1.0, 1.4, 0.9, 1.2, 1.3], [0.2, 0.9, 0.4]
   c = seeds.compare("x", a, b, paired=False, higher_is_better=False)

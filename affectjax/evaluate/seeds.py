@@ -112,15 +112,23 @@ def compare(text: str, a: Sequence[float], b: Sequence[float], *, paired: bool,
   (same root key and data order), so the test is on the per-seed differences of the first
   min(len) seeds with both values finite; otherwise Welch's unequal-variance test. paper: what
   the paper reports for the claim (shown beside ours on the results page)."""
+  if paired:  # the means of the seeds the test pairs (an arm may hold more: --only added them)
+    pairs = _pairs(a, b)
+    a, b = [x for x, _ in pairs], [y for _, y in pairs]
   means = dict(paper=paper, mean_a=summarize(a)["mean"], mean_b=summarize(b)["mean"])
   return dataclasses.replace(_compare(text, a, b, paired=paired, higher_is_better=higher_is_better),
                              **means)
 
 
+def _pairs(a, b) -> list[tuple]:
+  """(a[i], b[i]) for the first min(len) seeds where both are finite."""
+  return [(x, y) for x, y in zip(a, b) if x is not None and y is not None
+          and math.isfinite(float(x)) and math.isfinite(float(y))]
+
+
 def _compare(text, a, b, *, paired, higher_is_better) -> Comparison:
   if paired:
-    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None
-             and math.isfinite(float(x)) and math.isfinite(float(y))]
+    pairs = _pairs(a, b)
     d = np.asarray([x - y for x, y in pairs], np.float64)
     n_a = n_b = n = len(d)
     if n < 2:
