@@ -128,7 +128,9 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
            "(steps below), so they test whether the method's mechanism shows up, not the paper's numbers. "
            "Each paper's folder in docs/results/ keeps its runs' results.json (per-seed metrics and "
            "config): copied into a root, the experiment's command re-tabulates them, trains the runs "
-           "that are missing and, with a larger --seeds, adds seeds to the finished ones.\n"]
+           "that are missing and, with a larger --seeds, adds seeds to the finished ones (Rb-VAE's and the "
+           "triplet VAE's --only=<models> adds them to those models alone: the others are read with "
+           "the seeds they hold, and a claim pairs its arms over the seeds both hold, as its n says).\n"]
   missing = []
   for paper in papers:
     d = os.path.join(root, paper)
