@@ -80,3 +80,15 @@ def test_ganmut_split_and_peer_command_lines():
   assert r["argv"] == ["/py", "/peers/resnet18_torchvision.py", "--size", "224", "--batch", "32",
                        "--iters", "3"]
   assert r["cpu_hides_gpu"] == "" and r["gpu_env"] == "0"
+
+
+def test_bench_ceiling_times_the_ceilings_real_step():
+  """tools/bench_ceiling.py: one JSON line; the step it times trains (the joint loss after a few
+  Adam steps on one batch is below its first value) and XLA counts its FLOPs."""
+  import json
+  out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench_ceiling.py"), "--image_size=16",
+                        "--batch=8", "--steps=3", "--warmup=20"], capture_output=True, text=True, cwd=ROOT)
+  assert out.returncode == 0, out.stderr[-2000:]
+  row = json.loads(out.stdout.strip().splitlines()[-1])
+  assert row["net"] == "cnn_ceiling" and row["step_ms"] > 0 and row["hlo_gflop"] > 0
+  assert row["loss"] < row["first_loss"]

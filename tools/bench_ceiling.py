@@ -53,6 +53,7 @@ def main(argv):
   flops = bench._flops_of(lowered)
   compiled = lowered.compile()
   compile_s = time.perf_counter() - t
+  first_loss = float(compiled(params, opt, images, targets)[2])  # the loss before any update
   for _ in range(_WARMUP.value):
     params, opt, _ = jax.block_until_ready(compiled(params, opt, images, targets))
   times = []
@@ -64,7 +65,7 @@ def main(argv):
   row = {"net": "cnn_ceiling", "backend": jax.default_backend(), "cpu_conv": cpu.on_cpu(),
          "image_size": size, "batch": n, "step_ms": round(ms, 3), "compile_s": round(compile_s, 2),
          "hlo_gflop": round(flops / 1e9, 4), "tflop_s": round(flops / ms / 1e9, 4),
-         "loss": float(loss)}
+         "first_loss": first_loss, "loss": float(loss)}
   if _PEAK.value:
     peak = bench.matmul_peak_tflop_s()
     row.update(matmul_peak_tflop_s=round(peak, 4), fraction_of_matmul_peak=round(row["tflop_s"] / peak, 3))
