@@ -1,0 +1,42 @@
+"""tools/profile_step.py: the op-by-op profile reads each XLA thunk against the compiled HLO, so a
+convolution's and a matrix product's FLOPs are their closed forms and the backward convolutions
+are told apart (input gradient vs filter gradient)."""
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+import profile_step  # noqa: E402
+
+N, H, CI, CO, K, D = 8, 16, 4, 8, 3, 32
+
+
+def _loss(x, w, m):
+  y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return jnp.sum(jnp.tanh(y.reshape(N, -1) @ m))
+
+
+def test_forward_flops_are_the_closed_forms():
+  x, w = jnp.ones((N, H, H, CI)), jnp.ones((K, K, CI, CO))
+  m = jnp.ones((H * H * CO, D))
+  prof = profile_step.profile(jax.jit(_loss), (x, w, m), steps=2)
+  rows = prof["rows"]
+  convs = [r for r in rows if r["kind"] == "conv fwd"]
+  dots = [r for r in rows if r["kind"] == "dot"]
+  assert [r["flops"] for r in convs] == [2.0 * N * H * H * CO * K * K * CI]
+  assert [r["flops"] for r in dots] == [2.0 * N * D * H * H * CO]
+  assert all(r["ms"] > 0 for r in convs + dots) and prof["wall_ms"] > 0
+  assert "conv fwd" in profile_step.format_report(prof)
+
+
+def test_backward_convolutions_are_told_apart():
+  x, w = jnp.ones((N, H, H, CI)), jnp.ones((K, K, CI, CO))
+  m = jnp.ones((H * H * CO, D))
+  prof = profile_step.profile(jax.jit(jax.grad(_loss, argnums=(0, 1))), (x, w, m), steps=2)
+  kinds = {r["kind"]: r for r in prof["rows"]}
+  conv_flops = 2.0 * N * H * H * CO * K * K * CI  # each of the three convolutions does as much
+  for kind in ("conv fwd", "conv input-grad", "conv filter-grad"):
+    assert kinds[kind]["flops"] == conv_flops, kind
