@@ -214,7 +214,7 @@ def fig5(workdir: str, path: str) -> str:
   plain = over_seeds(workdir, "f5_plain_l2", "euclid", **{"loss.weighted_l2": False})
   weighted = over_seeds(workdir, "t3_euclid_noise0", "euclid") if "euclid" in _KINDS.value else \
       over_seeds(workdir, "f5_weighted_l2", "euclid")
-  fig, axes = plt.subplots(2, 2, figsize=(8, 8))
+  fig, axes = plt.subplots(2, 2, figsize=(8.5, 8), constrained_layout=True)  # no label overlaps
   for row, (name, runs) in enumerate((("L2", plain), ("weighted L2", weighted))):
     p = np.load(os.path.join(runs[0]["dir"], "predictions.npz"))
     err = np.abs(p["va_pred"] - p["va"])
