@@ -7,12 +7,17 @@ and Figure 5 (VA errors, L2 vs weighted L2). Every cell is the mean [95 % interv
 
   python experiments/dual_domain.py --workdir=runs/dual_domain [--size=small|paper|tiny]
       [--seeds=3] [--steps=N] [--only=table3,table4,fig5] [--noise=0,10,20,30] [--config.X=value]
+      [--train_only=<run-name patterns>]
 
 Each run is one affectjax.runner run in workdir/<run> with its --seeds in one program (one data
-set; seed i: root key and data order i); a finished run is read back, not retrained. tables.md,
+set; seed i: root key and data order i); a finished run is read back, not retrained, and a larger
+--seeds adds the missing seeds to it. --train_only=<patterns> limits training (and added seeds)
+to the runs named, e.g. more seeds for the 0 % cells alone: --seeds=7 --train_only='t3_*_noise0';
+the others are read with the seeds they hold. tables.md,
 fig3_gmm.png and fig5_va_errors.png go in workdir. --config.<field>=<value> (ml_collections'
 override syntax, typed by configs/dual_domain.py) changes that field of every run.
 """
+import fnmatch
 import os
 
 import numpy as np
@@ -33,6 +38,9 @@ _SEEDS = flags.DEFINE_integer(
 _ONLY = flags.DEFINE_list("only", ["table3", "table4", "fig5"], "Which studies to run.")
 _NOISE = flags.DEFINE_list("noise", ["0", "10", "20", "30"], "Noise rates (%) of Table 3.")
 _KINDS = flags.DEFINE_list("kinds", ["onehot", "euclid", "gmm"], "Label kinds of Table 3.")
+_TRAIN_ONLY = flags.DEFINE_list(
+    "train_only", [], "Run-name patterns (fnmatch, e.g. 't3_*_noise0') that may train or add seeds; "
+    "the other runs are read with the seeds they hold (a claim pairs the seeds both arms hold).")
 experiment.define_overrides(dd_configs.get_config())
 _ALPHA_LABELS = flags.DEFINE_enum("alpha_labels", "euclid", ["euclid", "gmm"],
                                   "VA labels of the alpha sweep (Table 4).")
@@ -73,13 +81,27 @@ def run_config(arg: str, **fields):
   return c
 
 
+def _trainable(name: str) -> bool:
+  return not _TRAIN_ONLY.value or any(fnmatch.fnmatchcase(name, p) for p in _TRAIN_ONLY.value)
+
+
 def over_seeds(workdir, name, arg, **fields) -> list:
   """Each seed's report metrics of one affectjax.runner run in workdir/<name> (its K seeds in one
   program), with 'dir': where that seed's predictions and figures are."""
   run = runner.Run(name, run_config(arg, **fields))
-  found = runner.strip(runner.execute(workdir, [run], seeds=_SEEDS.value,
-                                      overrides=experiment.overrides()), "report/")[name]
+  found = runner.strip(runner.execute(workdir, [run], seeds=_SEEDS.value, train=_trainable,
+                                      overrides=experiment.overrides()), "report/")
+  if name not in found:
+    raise SystemExit(f"{os.path.join(workdir, name)} has no results and --train_only="
+                     f"{','.join(_TRAIN_ONLY.value)} does not let it train")
+  found = found[name]
   return [dict(m, dir=runner.seed_dir(workdir, name, k, _SEEDS.value)) for k, m in enumerate(found)]
+
+
+def _cell(values) -> str:
+  """mean [95 % interval]; '(n = k)' where a run holds other than --seeds seeds (--train_only)."""
+  n = len(values)
+  return seeds_lib.cell(values) + (f" (n = {n})" if n != _SEEDS.value else "")
 
 
 def col(runs, key):
@@ -121,17 +143,17 @@ def table3(workdir: str) -> tuple[str, dict]:
       cells[kind, n] = over_seeds(workdir, f"t3_{kind}_noise{n}", arg)
   out = ["## Table 3: F1 under injected label noise\n",
          "Macro F1 on the test identities (against their given labels), mean [95 % interval] over "
-         f"{_SEEDS.value} seed(s). Noise: that share of training labels flipped to another class.\n",
+         f"{_SEEDS.value} seed(s) (a cell marked n = k: over the k its run holds). Noise: that share of training labels flipped to another class.\n",
          _table(["Noise (%)"] + [KIND_NAMES[k] for k in _KINDS.value],
-                [[n] + [seeds_lib.cell(col(cells[k, n], "f1")) for k in _KINDS.value]
+                [[n] + [_cell(col(cells[k, n], "f1")) for k in _KINDS.value]
                  for n in _NOISE.value]),
          "\nAccuracy against the clean (true) labels of the synthetic faces:\n",
          _table(["Noise (%)"] + [KIND_NAMES[k] for k in _KINDS.value],
-                [[n] + [seeds_lib.cell(col(cells[k, n], "accuracy_clean")) for k in _KINDS.value]
+                [[n] + [_cell(col(cells[k, n], "accuracy_clean")) for k in _KINDS.value]
                  for n in _NOISE.value]),
          "\nExpected calibration error (15 bins; lower is better):\n",
          _table(["Noise (%)"] + [KIND_NAMES[k] for k in _KINDS.value],
-                [[n] + [seeds_lib.cell(col(cells[k, n], "ece")) for k in _KINDS.value]
+                [[n] + [_cell(col(cells[k, n], "ece")) for k in _KINDS.value]
                  for n in _NOISE.value])]
   if "onehot" in _KINDS.value:
     claims = seeds_lib.Claims()  # every arm on the same seeds: paired
@@ -153,7 +175,7 @@ def table4(workdir: str) -> str:
   for a in ALPHAS:
     name = f"t3_{k}_noise0" if a == 0.5 and k in _KINDS.value else f"t4_{k}_alpha{a}"
     runs = over_seeds(workdir, name, k, **{"labels.alpha": a})
-    rows.append([f"{a:.1f}"] + [seeds_lib.cell(col(runs, m)) for m in
+    rows.append([f"{a:.1f}"] + [_cell(col(runs, m)) for m in
                                 ("rmse_v", "rmse_a", "accuracy", "f1")])
   return "\n".join([f"## Table 4: fusion alpha ({KIND_NAMES[k]}, no injected noise)\n",
                     "alpha = 1 is one-hot labels, 0 the VA labels alone (Eq. 4).\n",
@@ -162,13 +184,13 @@ def table4(workdir: str) -> str:
 
 def tables12(workdir: str, runs: list) -> str:
   ref = reference_rows(runs[0]["dir"])
-  t1 = [["Ours (Euclid fusion, alpha 0.5)", seeds_lib.cell(col(runs, "accuracy")),
-         seeds_lib.cell(col(runs, "f1"))],
+  t1 = [["Ours (Euclid fusion, alpha 0.5)", _cell(col(runs, "accuracy")),
+         _cell(col(runs, "f1"))],
         ["Chance (majority class)", f"{ref['chance_acc']:.3f}", f"{ref['chance_f1']:.3f}"]]
   if "ceiling_acc" in ref:
     t1.append(["Ceiling (given test labels vs the truth)", f"{ref['ceiling_acc']:.3f}",
                f"{ref['ceiling_f1']:.3f}"])
-  t2 = [["Ours"] + [seeds_lib.cell(col(runs, m)) for m in ("rmse_v", "rmse_a", "ccc_v", "ccc_a")],
+  t2 = [["Ours"] + [_cell(col(runs, m)) for m in ("rmse_v", "rmse_a", "ccc_v", "ccc_a")],
         ["Chance (predict 0)", f"{ref['chance_rmse'][0]:.3f}", f"{ref['chance_rmse'][1]:.3f}",
          "0.000", "0.000"]]
   return "\n".join(["## Table 1: classification (our model)\n",
@@ -226,7 +248,7 @@ def fig5(workdir: str, path: str) -> str:
   fig.colorbar(sc, ax=axes.ravel().tolist(), shrink=0.6, label="|error|")
   fig.savefig(path, dpi=110, bbox_inches="tight")
   plt.close(fig)
-  rows = [[name] + [seeds_lib.cell(col(runs, m)) for m in ("rmse_v", "rmse_a", "ccc_v", "ccc_a")]
+  rows = [[name] + [_cell(col(runs, m)) for m in ("rmse_v", "rmse_a", "ccc_v", "ccc_a")]
           for name, runs in (("L2", plain), ("weighted L2 (Eq. 8)", weighted))]
   claims = seeds_lib.Claims()
   for m, dim in (("rmse_v", "valence"), ("rmse_a", "arousal")):

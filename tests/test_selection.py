@@ -123,3 +123,38 @@ def test_triplet_vae_tables_pair_each_claim_over_the_seeds_both_arms_hold(tmp_pa
   raw = next(line for line in lines if line.startswith("- M2 > None (raw) on accuracy"))
   vae = next(line for line in lines if line.startswith("- M2 > VAE on accuracy"))
   assert "n = 4 / 4" in raw and "n = 2 / 2" in vae, (raw, vae)
+
+
+def test_dual_domain_train_only_reads_the_other_runs_with_their_seeds(tmp_path):
+  """--seeds=4 --train_only='t3_euclid_*' over finished 2-seed one-hot and 4-seed Euclidean runs:
+  nothing trains, one-hot is read with its 2 seeds (its cells say n = 2), and the claim pairs 2;
+  a run with no results that --train_only excludes is a clear error, not a silent gap."""
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  rng = np.random.default_rng(0)
+  for name, n in (("t3_onehot_noise0", 2), ("t3_euclid_noise0", 4)):
+    d = tmp_path / name
+    d.mkdir()
+    per_seed = [{"report/f1": 0.8 + 0.01 * s, "report/accuracy_clean": 0.8, "report/ece": 0.1,
+                 "report/accuracy": 0.8, "report/rmse_v": 0.2, "report/rmse_a": 0.2,
+                 "report/ccc_v": 0.5, "report/ccc_a": 0.5} for s in range(n)]
+    (d / "results.json").write_text(json.dumps({"num_seeds": n, "per_seed": per_seed}))
+    for s in range(n):
+      (d / f"seed_{s}").mkdir()
+      np.savez(d / f"seed_{s}" / "predictions.npz", label=rng.integers(0, 8, 50),
+               va=rng.uniform(-1, 1, (50, 2)))
+  script = [sys.executable, os.path.join(repo, "experiments", "dual_domain.py"),
+            f"--workdir={tmp_path}", "--size=tiny", "--only=table3", "--noise=0", "--seeds=4",
+            "--train_only=t3_euclid_*"]
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+  out = subprocess.run(script + ["--kinds=onehot,euclid"], capture_output=True, text=True, env=env)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "t3_onehot_noise0: read with its 2 seed(s) of the 4 asked" in out.stdout
+  lines = (tmp_path / "tables.md").read_text().splitlines()
+  f1 = next(line for line in lines if line.startswith("| 0 |"))
+  assert f1.count("(n = 2)") == 1 and "0.805 [" in f1, f1  # one-hot: the mean of 0.80, 0.81
+  claim = next(line for line in lines if line.startswith("- Fusion (Euclidean) beats one-hot at 0 % noise: F1"))
+  assert "n = 2 / 2" in claim, claim
+  missing = subprocess.run(script + ["--kinds=onehot,gmm"], capture_output=True, text=True, env=env)
+  assert missing.returncode != 0 and "t3_gmm_noise0 has no results" in missing.stderr + missing.stdout
