@@ -89,13 +89,13 @@ def over_seeds(workdir, name, arg, **fields) -> list:
   """Each seed's report metrics of one affectjax.runner run in workdir/<name> (its K seeds in one
   program), with 'dir': where that seed's predictions and figures are."""
   run = runner.Run(name, run_config(arg, **fields))
-  found = runner.strip(runner.execute(workdir, [run], seeds=_SEEDS.value, train=_trainable,
-                                      overrides=experiment.overrides()), "report/")
-  if name not in found:
+  results = runner.strip(runner.execute(workdir, [run], seeds=_SEEDS.value, train=_trainable,
+                                        overrides=experiment.overrides()), "report/")
+  if name not in results:
     raise SystemExit(f"{os.path.join(workdir, name)} has no results and --train_only="
                      f"{','.join(_TRAIN_ONLY.value)} does not let it train")
-  found = found[name]
-  return [dict(m, dir=runner.seed_dir(workdir, name, k, _SEEDS.value)) for k, m in enumerate(found)]
+  return [dict(m, dir=runner.seed_dir(workdir, name, k, _SEEDS.value))
+          for k, m in enumerate(results[name])]
 
 
 def _cell(values) -> str:
@@ -143,7 +143,8 @@ def table3(workdir: str) -> tuple[str, dict]:
       cells[kind, n] = over_seeds(workdir, f"t3_{kind}_noise{n}", arg)
   out = ["## Table 3: F1 under injected label noise\n",
          "Macro F1 on the test identities (against their given labels), mean [95 % interval] over "
-         f"{_SEEDS.value} seed(s) (a cell marked n = k: over the k its run holds). Noise: that share of training labels flipped to another class.\n",
+         f"{_SEEDS.value} seed(s) (a cell marked n = k: over the k its run holds). Noise: that share "
+         "of training labels flipped to another class.\n",
          _table(["Noise (%)"] + [KIND_NAMES[k] for k in _KINDS.value],
                 [[n] + [_cell(col(cells[k, n], "f1")) for k in _KINDS.value]
                  for n in _NOISE.value]),

@@ -27,7 +27,7 @@ import time
 
 import jax
 
-_INSTR = re.compile(r"^\s*(ROOT )?%(?P<name>[\w.\-]+) = (?P<shape>.+?) (?P<op>[\w\-]+)\((?P<args>.*)$")
+_INSTR = re.compile(r"^\s*(?:ROOT )?%(?P<name>[\w.\-]+) = (?P<shape>.+?) (?P<op>[\w\-]+)\((?P<args>.*)$")
 _COMP = re.compile(r"^(ENTRY )?%(?P<name>[\w.\-]+) .*\{\s*$")
 _SHAPE = re.compile(r"(\w+)\[([\d,]*)\]")
 
@@ -53,7 +53,7 @@ def parse_hlo(text: str) -> tuple[dict, dict]:
     m = _INSTR.match(line)
     if m and comp is not None:
       instrs[m.group("name")] = {"shape": m.group("shape"), "op": m.group("op"), "line": line,
-                                 "comp": comp, "root": bool(m.group(1))}
+                                 "comp": comp}
       comps[comp].append(m.group("name"))
   return instrs, comps
 
@@ -86,14 +86,13 @@ def describe(name: str, instrs: dict, comps: dict) -> dict:
   """What one top-level instruction computes: kind, FLOPs, output shape, source op."""
   ins = instrs[name]
   line, op = ins["line"], ins["op"]
-  core, core_name = ins, name
+  core = ins
   if op == "fusion":  # a fusion's work is its called computation's convolution/dot, if any
     called = re.search(r"calls=%([\w.\-]+)", line)
     body = comps.get(called.group(1), []) if called else []
     heavy = [n for n in body if instrs[n]["op"] in ("convolution", "dot")]
     if heavy:
-      core_name = heavy[-1]
-      core = instrs[core_name]
+      core = instrs[heavy[-1]]
   flops = 0.0
   operands = _operand_shapes(core["line"], instrs)
   if core["op"] == "convolution" and operands:
