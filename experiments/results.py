@@ -26,7 +26,7 @@ import sys
 
 from absl import app, flags
 
-from affectjax import errors, experiment
+from affectjax import errors, experiment, runner
 
 DEFAULT_ROOT = "runs/results"
 _ROOT = flags.DEFINE_string("root", DEFAULT_ROOT, "Where each experiment's workdir is (root/<paper>).")
@@ -88,6 +88,23 @@ def section(paper: str, record: dict, figures: list[str]) -> str:
   return "\n".join(out) + "\n"
 
 
+def glance(rows: list[tuple[str, dict, int]]) -> str:
+  """The page's first table: one line per paper (title, claims.json record, run records kept)."""
+  out = ["| paper | claims | holds | does NOT hold | inconclusive | seeds per run | wall time | run records |",
+         "|---|---|---|---|---|---|---|---|"]
+  for title, record, kept in rows:
+    verdicts = [c["verdict"] for c in record["claims"]]
+    seeds = sorted({r["num_seeds"] for r in record["runs"]})
+    span = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+    wall = _duration(sum(r["wall_s"] or 0 for r in record["runs"]))
+    # without results.json a section is re-tabulated from claims.json but seeds cannot be added
+    kept_text = f"{kept} of {len(record['runs'])}" if kept else "none (claims.json only)"
+    out.append(f"| {title.split(' (')[0]} | {len(verdicts)} | {verdicts.count('holds')} | "
+               f"{verdicts.count('does NOT hold')} | {verdicts.count('inconclusive')} | {span or '—'} | "
+               f"{wall} | {kept_text} |")
+  return "\n".join(out) + "\n"
+
+
 def _copy(src: str, dst: str) -> None:
   if os.path.abspath(src) != os.path.abspath(dst):
     os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -131,7 +148,7 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
            "that are missing and, with a larger --seeds, adds seeds to the finished ones (Rb-VAE's and the "
            "triplet VAE's --only=<models> adds them to those models alone: the others are read with "
            "the seeds they hold, and a claim pairs its arms over the seeds both hold, as its n says).\n"]
-  missing = []
+  missing, rows = [], []
   for paper in papers:
     d = os.path.join(root, paper)
     path = os.path.join(d, "claims.json")
@@ -142,7 +159,10 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
       record = json.load(f)
     dest = os.path.join(records_dir, paper)
     _copy(path, os.path.join(dest, "claims.json"))
-    _copy(os.path.join(d, record["tables"]), os.path.join(dest, "tables.md"))
+    tables = os.path.join(d, record["tables"])
+    if not os.path.exists(tables):  # a root of page records: their copy is always tables.md
+      tables = os.path.join(d, "tables.md")
+    _copy(tables, os.path.join(dest, "tables.md"))
     figures = []
     for fig in record["figures"]:
       target = os.path.join(dest, fig)
@@ -156,11 +176,16 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
       if os.path.exists(os.path.join(d, rel)):
         _copy(os.path.join(d, rel), os.path.join(dest, rel))
     parts.append(section(paper, record, figures))
+    rows.append((PAPERS[paper][0], record, sum(
+        os.path.basename(rel) == runner.RESULTS and os.path.exists(os.path.join(d, rel)) for rel in kept)))
   if missing:  # the commands as a user would type them in a checkout (root: this page's machine)
     parts.append("## Not run yet\n\n" + "\n".join(
         f"- {PAPERS[p][0]}: `{' '.join(['python'] + command(p, DEFAULT_ROOT)[1:])}` has not "
         f"finished here (no {os.path.join(p, 'claims.json')} under the page's --root)."
         for p in missing) + "\n")
+  if rows:
+    parts.insert(2, "At a glance (run records: the runs whose results.json the page keeps, so seeds can be "
+                    "added to them):\n\n" + glance(rows))
   page = "\n".join(parts)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out, "w") as f:
