@@ -116,8 +116,8 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
   A finished run asked for more seeds than it holds gets the missing ones (seeds k..n-1) as one
   more program in <name>/seeds_<k>-<n-1>/ (train.first_seed = k: the models a single n-seed
   program would train), when `train` allows; where it does not (an experiment's --only), the run is
-  read with the seeds it holds. Fewer seeds than a run holds, or another config, is an error: its
-  results answer another question."""
+  read with the seeds it holds, fewer or more than asked. Fewer seeds than a trainable run holds,
+  or another config, is an error: its results answer another question."""
   out = {}
   for run in runs:
     d = run_dir(workdir, run.name)
@@ -150,8 +150,9 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
           f"--workdir, or delete that results.json (and the run's checkpoints) to retrain it")
     if record["num_seeds"] < seeds and trainable and "config" in record:
       record = _add_seeds(workdir, run.name, record, config, seeds, log)
-    elif record["num_seeds"] < seeds and not trainable:
-      # e.g. --only: this run keeps its seeds; a claim pairs its arms over the seeds both hold
+    elif record["num_seeds"] != seeds and not trainable:
+      # e.g. --only: this run keeps its seeds (more or fewer); a claim pairs its arms over the
+      # seeds both hold
       log(f"== {run.name}: read with its {record['num_seeds']} seed(s) of the {seeds} asked (not trained here)")
     elif record["num_seeds"] != seeds:
       raise workdir_lib.WorkdirError(

@@ -39,6 +39,9 @@ def test_runs_train_once_and_are_read_back(tmp_path, monkeypatch):
   lines = []
   assert runner.execute(str(tmp_path), runs[:1], seeds=3, train=False, log=lines.append) == got
   assert lines == ["== a/levasa: read with its 2 seed(s) of the 3 asked (not trained here)"]
+  lines.clear()  # ... also when it holds more than asked (e.g. --seeds=5 beside a 7-seed run)
+  assert runner.execute(str(tmp_path), runs[:1], seeds=1, train=False, log=lines.append) == got
+  assert lines == ["== a/levasa: read with its 2 seed(s) of the 1 asked (not trained here)"]
   with pytest.raises(workdir_lib.WorkdirError, match=r"holds 2 seed\(s\), not the 1 asked for"):
     runner.execute(str(tmp_path), runs[:1], seeds=1, log=lambda _: None)
   assert runner.strip(got)["a/levasa"][0]["pixel_mse"] == got["a/levasa"][0]["eval/pixel_mse"]
