@@ -84,10 +84,15 @@ def _recorded_config(config, workdir: str) -> dict:
 def _changed(old: dict, new: dict) -> list[str]:
   """'field: old -> new' for every field the two configs set to other values, presentation aside."""
   a, b = workdir_lib.flat(old), workdir_lib.flat(new)
+  ignored = PRESENTATION + SEED_LAYOUT
+  if a.get("train.epochs") and a.get("train.epochs") == b.get("train.epochs"):
+    # num_steps follows from the epochs and the data actually loaded (Rb-VAE's make_method
+    # records the exact count; its config only estimates it): the epochs are the question
+    ignored += ("train.num_steps",)
   out = []
   for k in sorted(set(a) | set(b)):
     x, y = a.get(k, "<absent>"), b.get(k, "<absent>")
-    if (k not in PRESENTATION + SEED_LAYOUT and x != y
+    if (k not in ignored and x != y
         and not (isinstance(x, list) and list(y or ()) == x)):
       out.append(f"{k}: {x!r} -> {y!r}")
   return out

@@ -107,3 +107,17 @@ def test_a_run_trained_outside_the_runner_is_adopted_from_its_seeds_json(tmp_pat
                        log=lambda _: None)["ganmut"]
   assert got[0] == {"report/fed": 3.0, "eval/acc": 0.5}
   assert got[1]["eval/acc"] == 0.7 and got[1]["report/fed"] != got[1]["report/fed"]  # NaN
+
+
+def test_a_config_whose_epochs_set_its_steps_is_compared_by_its_epochs():
+  """Rb-VAE's faces config estimates num_steps from the expected unlabelled count; make_method
+  records the exact one (779, not 756). Reading that run back is no change of question; other
+  steps at epochs = 0, or other epochs, are."""
+  trained = {"train": {"epochs": 20.0, "num_steps": 779}, "optim": {"lr": 3e-4}}
+  asked = {"train": {"epochs": 20.0, "num_steps": 756}, "optim": {"lr": 3e-4}}
+  assert runner._changed(trained, asked) == []
+  assert runner._changed({"train": {"epochs": 0, "num_steps": 779}}, {"train": {"epochs": 0, "num_steps": 756}}) \
+      == ["train.num_steps: 779 -> 756"]
+  assert runner._changed(trained, {"train": {"epochs": 30.0, "num_steps": 779}, "optim": {"lr": 3e-4}}) \
+      == ["train.epochs: 20.0 -> 30.0"]
+  assert runner._changed(trained, dict(asked, optim={"lr": 1e-4})) == ["optim.lr: 0.0003 -> 0.0001"]
