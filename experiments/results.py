@@ -76,7 +76,7 @@ def section(paper: str, record: dict, figures: list[str]) -> str:
   out += [f"| {r['name']} | {r['num_seeds']} | {r['num_steps'] or '—'} | "
           f"{_duration(r['wall_s'])}{' (trained outside the runner)' if r['adopted'] else ''} |"
           for r in runs]
-  total = sum(r["wall_s"] or 0 for r in runs)
+  total = _total_wall(runs)
   out += [f"\nTraining and evaluation wall time in all: {_duration(total)}.\n",
           "| claim | the paper | ours: A / B (means over seeds) | verdict (A - B [95 % interval], test, p, Holm p, n per arm) |",
           "|---|---|---|---|"]
@@ -88,6 +88,10 @@ def section(paper: str, record: dict, figures: list[str]) -> str:
   return "\n".join(out) + "\n"
 
 
+def _total_wall(runs) -> float:
+  return sum(r["wall_s"] or 0 for r in runs)
+
+
 def glance(rows: list[tuple[str, dict, int]]) -> str:
   """The page's first table: one line per paper (title, claims.json record, run records kept)."""
   out = ["| paper | claims | holds | does NOT hold | inconclusive | seeds per run | wall time | run records |",
@@ -95,12 +99,12 @@ def glance(rows: list[tuple[str, dict, int]]) -> str:
   for title, record, kept in rows:
     verdicts = [c["verdict"] for c in record["claims"]]
     seeds = sorted({r["num_seeds"] for r in record["runs"]})
-    span = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
-    wall = _duration(sum(r["wall_s"] or 0 for r in record["runs"]))
+    span = "—" if not seeds else f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+    wall = _duration(_total_wall(record["runs"]))
     # without results.json a section is re-tabulated from claims.json but seeds cannot be added
     kept_text = f"{kept} of {len(record['runs'])}" if kept else "none (claims.json only)"
     out.append(f"| {title.split(' (')[0]} | {len(verdicts)} | {verdicts.count('holds')} | "
-               f"{verdicts.count('does NOT hold')} | {verdicts.count('inconclusive')} | {span or '—'} | "
+               f"{verdicts.count('does NOT hold')} | {verdicts.count('inconclusive')} | {span} | "
                f"{wall} | {kept_text} |")
   return "\n".join(out) + "\n"
 
@@ -171,13 +175,13 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
         figures.append(os.path.relpath(target, os.path.dirname(os.path.abspath(out))))
     # What the tables read (each run's results.json, ...): a later sitting continues from them.
     # Older claims.json files lack the list; their runs' results.json are what exists of it.
-    kept = record.get("records") or experiment.records(d)
-    for rel in kept:
+    run_records = 0
+    for rel in record.get("records") or experiment.records(d):
       if os.path.exists(os.path.join(d, rel)):
         _copy(os.path.join(d, rel), os.path.join(dest, rel))
+        run_records += os.path.basename(rel) == runner.RESULTS
     parts.append(section(paper, record, figures))
-    rows.append((PAPERS[paper][0], record, sum(
-        os.path.basename(rel) == runner.RESULTS and os.path.exists(os.path.join(d, rel)) for rel in kept)))
+    rows.append((PAPERS[paper][0], record, run_records))
   if missing:  # the commands as a user would type them in a checkout (root: this page's machine)
     parts.append("## Not run yet\n\n" + "\n".join(
         f"- {PAPERS[p][0]}: `{' '.join(['python'] + command(p, DEFAULT_ROOT)[1:])}` has not "
