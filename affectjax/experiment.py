@@ -4,7 +4,8 @@ and prints it, with claims.json: the command, every claim judged (affectjax.eval
 its verdict line, the finished runs (seeds, steps, wall time) and the figures, which
 experiments/results.py turns into docs/results.md. `define_overrides(base)` gives a script ml_collections' --config.section.field=value
 flags, typed and checked against its base config, which `overrides()` returns for
-affectjax.runner.execute to set on every run."""
+affectjax.runner.execute to set on every run; --rescore names finished runs to evaluate again
+(`rescore`)."""
 from __future__ import annotations
 
 import glob
@@ -20,6 +21,15 @@ from affectjax import errors, runner, train, workdir as workdir_lib
 from affectjax.evaluate import seeds
 
 _OVERRIDES = "config"
+_RESCORE = flags.DEFINE_list(
+    "rescore", [], "Finished runs (names or fnmatch patterns, e.g. 'faces/*'; '*': all) to evaluate "
+    "again from their checkpoints with the current evaluation code, without training them.")
+
+
+def rescore(name: str) -> bool:
+  """Whether --rescore names run `name` (affectjax.runner.execute's rescore predicate)."""
+  import fnmatch
+  return any(fnmatch.fnmatchcase(name, p) for p in _RESCORE.value)
 
 
 def define_overrides(base) -> None:

@@ -114,6 +114,7 @@ def _per_seed(directory: str, final: dict, num_seeds: int) -> list[dict]:
 
 def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
             train: Union[bool, Callable[[str], bool]] = True, overrides: dict | None = None,
+            rescore: Union[bool, Callable[[str], bool]] = False,
             log=print) -> dict[str, list[dict]]:
   """{run name: [flat metrics of each seed]} for every run that has results. A run without them
   is trained when `train` (True, or a predicate of the run's name) says so, else left out.
@@ -122,7 +123,9 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
   more program in <name>/seeds_<k>-<n-1>/ (train.first_seed = k: the models a single n-seed
   program would train), when `train` allows; where it does not (an experiment's --only), the run is
   read with the seeds it holds, fewer or more than asked. Fewer seeds than a trainable run holds,
-  or another config, is an error: its results answer another question."""
+  or another config, is an error: its results answer another question. A finished run that
+  `rescore` names (True, or a predicate of the name) is evaluated again from its checkpoints by
+  the current evaluation code, without training (rescored)."""
   out = {}
   for run in runs:
     d = run_dir(workdir, run.name)
@@ -153,6 +156,8 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
           f"{path} was trained with another config ({'; '.join(changed[:6])}"
           f"{'; ...' if len(changed) > 6 else ''}): its numbers answer another question. Use a new "
           f"--workdir, or delete that results.json (and the run's checkpoints) to retrain it")
+    if rescore(run.name) if callable(rescore) else rescore:
+      record = rescored(workdir, run.name, record, config, log)
     if record["num_seeds"] < seeds and trainable and "config" in record:
       record = _add_seeds(workdir, run.name, record, config, seeds, log)
     elif record["num_seeds"] != seeds and not trainable:
@@ -187,6 +192,40 @@ def _add_seeds(workdir: str, name: str, record: dict, config, seeds: int, log) -
                 blocks=blocks + [{"first_seed": first, "num_seeds": k, "dir": block, "wall_s": wall}])
   workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
   log(f"   {wall:.0f} s")
+  return record
+
+
+def rescored(workdir: str, name: str, record: dict, config, log=print) -> dict:
+  """The record with every seed's metrics computed again by the current evaluation code from the
+  final checkpoint of each of its programs (nothing trained; training metrics and wall time kept),
+  written back with the time it was rescored. For when an evaluation changes after training:
+  the numbers then answer the current code's question. A program without its final checkpoint
+  (a record copied without checkpoints, or checkpoints deleted) is an error naming it."""
+  if "config" not in record:
+    raise workdir_lib.WorkdirError(f"{run_dir(workdir, name)}/{RESULTS} records no config "
+                                   "(adopted): it cannot be evaluated again here")
+  d = run_dir(workdir, name)
+  steps = int(record["config"]["train"]["num_steps"])  # the step every program ended at
+  blocks = record.get("blocks") or [{"first_seed": 0, "num_seeds": record["num_seeds"], "dir": "."}]
+  per_seed = []
+  for block in blocks:
+    b = _block_dir(d, block)
+    ckpts = os.path.join(b, "checkpoints")
+    if not os.path.isdir(os.path.join(ckpts, str(steps))):
+      raise workdir_lib.WorkdirError(
+          f"{ckpts} has no checkpoint of step {steps}: {name}'s seeds "
+          f"{block['first_seed']}..{block['first_seed'] + block['num_seeds'] - 1} cannot be "
+          "evaluated again (retrain them: delete the run's results.json and checkpoints)")
+    c = config.copy_and_resolve_references()
+    c.train.num_seeds, c.train.first_seed, c.train.num_steps = block["num_seeds"], block["first_seed"], steps
+    log(f"== {name}: seeds {block['first_seed']}..{block['first_seed'] + block['num_seeds'] - 1} "
+        "evaluated again from their checkpoints")
+    _, final = train_lib.train_and_evaluate(c, b)
+    new = _per_seed(b, final, block["num_seeds"])
+    old = record["per_seed"][len(per_seed):len(per_seed) + len(new)]
+    per_seed += [{**o, **n} for o, n in zip(old, new)]  # a metric the code no longer gives stays
+  record = dict(record, per_seed=per_seed, rescored=time.strftime("%Y-%m-%d %H:%M:%S"))
+  workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
   return record
 
 

@@ -90,7 +90,7 @@ def over_seeds(workdir, name, arg, **fields) -> list:
   program), with 'dir': where that seed's predictions and figures are."""
   run = runner.Run(name, run_config(arg, **fields))
   results = runner.strip(runner.execute(workdir, [run], seeds=_SEEDS.value, train=_trainable,
-                                        overrides=experiment.overrides()), "report/")
+                                        overrides=experiment.overrides(), rescore=experiment.rescore), "report/")
   if name not in results:
     raise SystemExit(f"{os.path.join(workdir, name)} has no results and --train_only="
                      f"{','.join(_TRAIN_ONLY.value)} does not let it train")

@@ -69,7 +69,7 @@ def run_all(workdir: str) -> dict:
   requested ones."""
   runs = [runner.Run(name, run_config(arg, workdir)) for name, (arg, _) in RUNS.items()]
   return runner.strip(runner.execute(workdir, runs, seeds=_SEEDS.value, train=_trainable,
-                                     overrides=experiment.overrides()), "report/")
+                                     overrides=experiment.overrides(), rescore=experiment.rescore), "report/")
 
 
 # ---------------------------------------------------------------- tables

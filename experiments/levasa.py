@@ -76,7 +76,7 @@ def run_all(workdir: str, train: bool = True) -> tuple[dict, int]:
   the runs already finished)."""
   runs = [runner.Run(name, model_config(name, arg, _SEED.value)) for name, arg in MODELS.items()]
   finished = runner.execute(workdir, runs, seeds=_SEEDS.value, train=train,
-                            overrides=experiment.overrides())
+                            overrides=experiment.overrides(), rescore=experiment.rescore)
   summaries, steps = {name: [] for name in MODELS}, 0
   for name in MODELS:
     for k in range(_SEEDS.value if name in finished else 0):

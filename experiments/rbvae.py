@@ -89,7 +89,7 @@ def collect(workdir, dataset) -> dict:
   regs = {m: (_SWEEP.value if (m in SWEPT and _SWEEP.value) else [None]) for m, _ in ROWS}
   runs = [runner.Run(run_name(dataset, m, r), run_config(dataset, m, r)) for m, _ in ROWS for r in regs[m]]
   results = runner.strip(runner.execute(workdir, runs, seeds=_SEEDS.value, train=_trainable,
-                                                      overrides=experiment.overrides()))
+                                                      overrides=experiment.overrides(), rescore=experiment.rescore))
   out, chosen = {}, {}
   for model, _ in ROWS:
     best = None

@@ -151,7 +151,10 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
            "config): copied into a root, the experiment's command re-tabulates them, trains the runs "
            "that are missing and, with a larger --seeds, adds seeds to the finished ones (Rb-VAE's and the "
            "triplet VAE's --only=<models> adds them to those models alone: the others are read with "
-           "the seeds they hold, and a claim pairs its arms over the seeds both hold, as its n says).\n"]
+           "the seeds they hold, and a claim pairs its arms over the seeds both hold, as its n says). "
+           "When an evaluation changes after training, --rescore=<runs> evaluates finished runs "
+           "again from their checkpoints (kept on the machine that trained them, not in "
+           "docs/results/), and their records say when.\n"]
   missing, rows = [], []
   for paper in papers:
     d = os.path.join(root, paper)

@@ -141,7 +141,7 @@ def run_all(workdir: str) -> dict:
   runs = [runner.Run(point_name(setting, model, point), point_config(model, setting, point))
           for setting in _SETTINGS.value for model in _MODELS.value for point in grid(model)]
   found = runner.execute(workdir, runs, seeds=_SEEDS.value, train=_trainable,
-                         overrides=experiment.overrides())
+                         overrides=experiment.overrides(), rescore=experiment.rescore)
   results = runner.strip(found, "report/")
   out = {}
   for setting in _SETTINGS.value:

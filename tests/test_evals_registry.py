@@ -37,11 +37,13 @@ def test_config_evals_equal_the_probes_on_the_same_features(tmp_path, monkeypatc
   method = s.method
   feats = lambda split, n=None: {k: np.concatenate(v) for k, v in _collect(method, host, split, n).items()}
   fit, score = feats(s.data.train, 200), feats(s.data.test)
-  expect = probes.linear_classifier((fit["mu"], fit["label"]), (score["mu"], score["label"]), seed=c.seed)
+  # the fit split's people are known: its C is chosen on whole people (as the scored ones are new)
+  expect = probes.linear_classifier((fit["mu"], fit["label"]), (score["mu"], score["label"]),
+                                    people=fit["identity"], seed=c.seed)
   assert np.isfinite(expect["accuracy"]) and metrics["eval/expr/accuracy"] == pytest.approx(expect["accuracy"], abs=1e-6)
   assert metrics["eval/expr/C"] == expect["C"]
-  r2 = probes.ridge_r2((feats(s.data.train, 5000)["mu"], feats(s.data.train, 5000)["va"]),
-                       (score["mu"], score["va"]))
+  full = feats(s.data.train, 5000)
+  r2 = probes.ridge_r2((full["mu"], full["va"]), (score["mu"], score["va"]), people=full["identity"])
   assert np.isfinite(r2["mean"]) and metrics["eval/va/r2"] == pytest.approx(r2["mean"], abs=1e-6)
   leak = probes.identity_leakage(score["mu"], score["identity"], seed=c.seed)
   assert np.isfinite(leak["accuracy"]) and metrics["eval/who/accuracy"] == pytest.approx(leak["accuracy"], abs=1e-6)

@@ -29,6 +29,70 @@ def test_select_rows_takes_every_fourth_row_of_each_group():
   assert np.flatnonzero(sel).tolist() == [6, 7, 11]
 
 
+def test_select_rows_with_people_holds_out_whole_people():
+  people = np.array([7, 3, 5, 3, 9, 1, 7, 5, 1, 9, 2, 8, 4, 6])  # 8 people, ids 1..9
+  sel = probes.select_rows(np.zeros(len(people)), people)
+  assert set(people[sel]) == {4, 8}  # sorted ids 1, 2, ..., 9: the 4th and the 8th
+  assert not set(people[sel]) & set(people[~sel])
+  assert probes.select_rows([0, 0, 0], [5, 6, 6]).tolist() == [False, True, True]  # 2 people
+  # one person: rows as without people
+  assert probes.select_rows([0] * 8, [1] * 8).tolist() == probes.select_rows([0] * 8).tolist()
+
+
+def _people_faces(rng, people, per, d=60):
+  """Faces whose expression shows in a direction of each person's own (plus a weak shared one):
+  a probe that reads a person's direction is right on that person's other faces only."""
+  ids, y = np.repeat(np.arange(people), per), np.tile(np.arange(3), people * per // 3)
+  shared = np.zeros((3, d))
+  shared[:, :3] = 0.8 * np.eye(3)
+  x = rng.normal(size=(len(ids), d)) + 1.5 * rng.normal(size=(people, 3, d))[ids, y] + shared[y]
+  return x, y, ids
+
+
+def _independent_c(x, y, sel):
+  acc = []
+  for c in probes.C_GRID:
+    sc = StandardScaler().fit(x[~sel])
+    m = LogisticRegression(C=c, max_iter=2000).fit(sc.transform(x[~sel]), y[~sel])
+    acc.append(np.mean(m.predict(sc.transform(x[sel])) == y[sel]))
+  return probes.C_GRID[int(np.argmax(acc))]
+
+
+def test_with_people_c_is_chosen_on_held_out_people_as_computed_independently():
+  rng = np.random.default_rng(1)
+  x, y, ids = _people_faces(rng, 16, 24)
+  xs, ys, _ = _people_faces(rng, 8, 24)
+  by_person = np.isin(ids, np.unique(ids)[3::4])  # the 4th, 8th, ... person
+  c_people, c_rows = _independent_c(x, y, by_person), _independent_c(x, y, probes.select_rows(y))
+  assert c_people != c_rows  # on this problem the two selections choose differently
+  assert probes.linear_classifier((x, y), (xs, ys), people=ids)["C"] == c_people
+  assert probes.linear_classifier((x, y), (xs, ys))["C"] == c_rows
+  # rows with label -1 are dropped from fit and from its people alike
+  y2 = y.copy()
+  y2[0] = -1
+  keep = y2 >= 0
+  assert probes.linear_classifier((x, y2), (xs, ys), people=ids)["C"] == _independent_c(
+      x[keep], y2[keep], by_person[keep])
+
+
+def test_ridge_r2_with_people_chooses_alpha_on_held_out_people():
+  rng = np.random.default_rng(6)
+  ids = np.repeat(np.arange(8), 15)
+  x = rng.normal(size=(120, 20)) + 2.0 * rng.normal(size=(8, 20))[ids]
+  t = x[:, :1] + 3.0 * rng.normal(size=(8, 1))[ids] + 0.5 * rng.normal(size=(120, 1))
+  xs, ts = x[:40] + 0.1, t[:40]
+  r = probes.ridge_r2((x, t), (xs, ts), people=ids)
+  assert r["alpha"] != probes.ridge_r2((x, t), (xs, ts))["alpha"]  # people change the choice here
+  sel = np.isin(ids, [3, 7])
+  on_select = []
+  for a in probes.ALPHA_GRID:
+    sc = StandardScaler().fit(x[~sel])
+    pred = Ridge(alpha=a).fit(sc.transform(x[~sel]), t[~sel, 0]).predict(sc.transform(x[sel]))
+    on_select.append(r2_score(t[sel, 0], pred))
+  assert r["alpha"][0] == probes.ALPHA_GRID[int(np.argmax(on_select))]
+  assert len(set(np.round(on_select, 6))) > 1
+
+
 def test_linear_classifier_with_one_c_is_sklearns_logistic_regression():
   rng = np.random.default_rng(0)
   (x, y), (xs, ys) = _classes(120, 4, rng, 1.0), _classes(60, 4, rng, 1.0)

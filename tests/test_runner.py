@@ -69,6 +69,37 @@ def test_seeds_added_to_a_finished_run_are_the_seeds_one_program_would_train(tmp
                   "levasa/seeds_1-2/seed_1/levasa_report.json"]
 
 
+def test_rescore_evaluates_every_block_again_from_its_checkpoints_without_training(tmp_path, monkeypatch):
+  """An evaluation changed after training: --rescore recomputes each seed's metrics from the final
+  checkpoint of every program of the run (no step trained), writes them back, and names a program
+  whose checkpoint is gone."""
+  run = runner.Run("levasa", levasa_tiny(train__num_steps=2))
+  quiet = dict(log=lambda _: None)
+  runner.execute(str(tmp_path), [run], seeds=1, **quiet)
+  true = runner.execute(str(tmp_path), [run], seeds=3, **quiet)["levasa"]
+  path = tmp_path / "levasa" / runner.RESULTS
+  record = json.load(open(path))
+  for m in record["per_seed"]:  # what an older evaluation code would have left
+    m["eval/pixel_mse"], m["eval/gone_metric"] = 999.0, 1.0
+  path.write_text(json.dumps(record))
+  starts, loop = [], train._loop
+  monkeypatch.setattr(train, "_loop", lambda s, state, start, *a: starts.append(start) or loop(s, state, start, *a))
+  lines = []
+  got = runner.execute(str(tmp_path), [run], seeds=3, rescore=lambda n: n == "levasa", log=lines.append)["levasa"]
+  assert starts == [2, 2]  # both programs (seed 0; seeds 1-2) restored at their last step
+  assert lines == ["== levasa: seeds 0..0 evaluated again from their checkpoints",
+                   "== levasa: seeds 1..2 evaluated again from their checkpoints"]
+  for g, t in zip(got, true):
+    assert g["eval/pixel_mse"] == pytest.approx(t["eval/pixel_mse"], rel=1e-5)
+    assert g["eval/gone_metric"] == 1.0  # a metric the code no longer gives is kept
+  assert json.load(open(path))["rescored"]
+  assert runner.execute(str(tmp_path), [run], seeds=3, **quiet)["levasa"] == got  # written back
+  shutil.rmtree(tmp_path / "levasa" / "seeds_1-2" / "checkpoints")
+  with pytest.raises(workdir_lib.WorkdirError, match=r"seeds_1-2/checkpoints has no checkpoint of step 2: "
+                     r"levasa's seeds 1\.\.2 cannot be evaluated again"):
+    runner.execute(str(tmp_path), [run], seeds=3, rescore=True, **quiet)
+
+
 def test_overrides_reach_every_run_and_a_run_of_another_config_is_refused(tmp_path, monkeypatch):
   run = runner.Run("levasa", levasa_tiny(train__num_steps=3))
   quiet = dict(log=lambda _: None)

@@ -176,21 +176,32 @@ def pool_images(images, max_side: int) -> np.ndarray:
 # Each question is asked by one probe, whichever method's features it reads: a linear classifier
 # (multinomial logistic regression, or the triplet VAE paper's linear SVM), ridge R^2, identity
 # leakage, reconstruction against the best constant. Three roles of data: a probe is fitted on
-# `fit`, its regularisation chosen on `select` (given, or every SELECT_EVERY-th row of `fit` per
-# class), and it is scored on `score`, which no choice ever reads. The chosen value is returned
-# beside the score so a caller can show (and a test can check) what was chosen.
+# `fit`, its regularisation chosen on `select` (given, or select_rows of `fit`), and it is scored on
+# `score`, which no choice ever reads. The chosen value is returned beside the score so a caller
+# can show (and a test can check) what was chosen.
 
 C_GRID = tuple(float(c) for c in 10.0 ** np.arange(-3, 4))      # inverse regularisation, 1e-3..1e3
 ALPHA_GRID = tuple(float(a) for a in 10.0 ** np.arange(-3, 4))  # ridge penalty, 1e-3..1e3
-SELECT_EVERY = 4  # a quarter of the fit rows choose the regularisation when no select split is given
+SELECT_EVERY = 4  # a quarter of the fit rows (or people) choose the regularisation
 
 
-def select_rows(groups) -> np.ndarray:
-  """bool [N]: the rows that choose a probe's regularisation when no selection split is given,
-  every SELECT_EVERY-th row of each group (class or person; one group for a regression), in
-  row order: deterministic, and every group on both sides when it has SELECT_EVERY rows."""
+def select_rows(groups, people=None) -> np.ndarray:
+  """bool [N]: the rows that choose a probe's regularisation when no selection split is given.
+
+  Without `people`: every SELECT_EVERY-th row of each group (class; one group for a regression),
+  in row order: deterministic, and every group on both sides when it has SELECT_EVERY rows.
+  With `people` (an identity per row, as faces have): whole people, every SELECT_EVERY-th of the
+  sorted ids (the last of two or three), so that the choice measures what the score does when it
+  is read on other people: faces of a person seen in fitting are easy, and a penalty chosen on
+  them is too weak for new people. With fewer than two people, the rows as without."""
   groups = np.asarray(groups)
   out = np.zeros(len(groups), bool)
+  if people is not None:
+    people = np.asarray(people)
+    ids = np.unique(people)
+    if len(ids) >= 2:
+      k = min(SELECT_EVERY, len(ids))
+      return np.isin(people, ids[k - 1::k])
   for g in np.unique(groups):
     rows = np.flatnonzero(groups == g)
     out[rows[SELECT_EVERY - 1::SELECT_EVERY]] = True
@@ -216,17 +227,18 @@ def _xy(pair, labelled=True):
   return x[keep], y[keep]
 
 
-def fit_linear_classifier(fit, select=None, *, kind: str = "logistic", standardize: bool = True,
-                          grid=C_GRID, seed: int = 0):
+def fit_linear_classifier(fit, select=None, *, people=None, kind: str = "logistic",
+                          standardize: bool = True, grid=C_GRID, seed: int = 0):
   """(fitted sklearn pipeline, chosen C) of a linear classifier of fit = (x [N, d], labels [N]);
-  C is the grid value with the best accuracy on `select` (ties: the smaller C, i.e. the stronger
-  regularisation), the model then refitted on all of `fit`. Rows with label < 0 are dropped.
-  None when fit has fewer than two classes."""
-  x, y = _xy(fit)
+  C is the grid value with the best accuracy on `select`, or without it on select_rows(labels,
+  people) of fit (people: the identity of each fit row, when known), ties to the smaller C (the
+  stronger regularisation); the model is then refitted on all of `fit`. Rows with label < 0 are
+  dropped. None when fit has fewer than two classes."""
+  (x, y), keep = _xy(fit), np.asarray(fit[1]) >= 0
   if len(np.unique(y)) < 2:
     return None, float("nan")
   if select is None:
-    sel = select_rows(y)
+    sel = select_rows(y, None if people is None else np.asarray(people)[keep])
     (xf, yf), (xs, ys) = (x[~sel], y[~sel]), (x[sel], y[sel])
   else:
     (xf, yf), (xs, ys) = (x, y), _xy(select)
@@ -240,12 +252,14 @@ def fit_linear_classifier(fit, select=None, *, kind: str = "logistic", standardi
   return _fit_quietly(_classifier(kind, best_c, standardize, seed), x, y), float(best_c)
 
 
-def linear_classifier(fit, score, select=None, *, kind: str = "logistic", standardize: bool = True,
-                      grid=C_GRID, seed: int = 0) -> dict:
-  """A linear classifier fitted on `fit`, C chosen on `select` (fit_linear_classifier), scored on
+def linear_classifier(fit, score, select=None, *, people=None, kind: str = "logistic",
+                      standardize: bool = True, grid=C_GRID, seed: int = 0) -> dict:
+  """A linear classifier fitted on `fit`, C chosen on `select` or on the selection rows of `fit`
+  (whole people when `people` gives fit's identities: fit_linear_classifier), scored on
   score = (x, labels): {'accuracy', 'per_class': {class: recall}, 'mean_recall', 'C'}; rows with
   label < 0 dropped; NaNs when fit has fewer than two classes or score no labelled row."""
-  model, c = fit_linear_classifier(fit, select, kind=kind, standardize=standardize, grid=grid, seed=seed)
+  model, c = fit_linear_classifier(fit, select, people=people, kind=kind, standardize=standardize,
+                                   grid=grid, seed=seed)
   xs, ys = _xy(score)
   classes = np.unique(_xy(fit)[1])
   if model is None or len(ys) == 0:
@@ -258,10 +272,11 @@ def linear_classifier(fit, score, select=None, *, kind: str = "logistic", standa
           "mean_recall": float(np.nanmean(list(per_class.values()))), "C": c}
 
 
-def ridge_r2(fit, score, select=None, *, grid=ALPHA_GRID) -> dict:
+def ridge_r2(fit, score, select=None, *, people=None, grid=ALPHA_GRID) -> dict:
   """R^2 on `score` of a ridge regression per target column on standardised features (scaler and
-  model fitted on `fit`), its penalty chosen per column by R^2 on `select` (or every
-  SELECT_EVERY-th fit row). fit, score, select: (x [N, d], targets [N, T]); rows with a
+  model fitted on `fit`), its penalty chosen per column by R^2 on `select` (or on
+  select_rows(people=people) of fit: whole people when fit's identities are given). fit, score,
+  select: (x [N, d], targets [N, T]); rows with a
   non-finite target are dropped per column. {'r2': [T], 'mean': mean over scored columns,
   'alpha': [T]}; a column with fewer than 2 rows or no variance on a side is NaN."""
   from sklearn.linear_model import Ridge
@@ -270,7 +285,7 @@ def ridge_r2(fit, score, select=None, *, grid=ALPHA_GRID) -> dict:
                          np.asarray(t, np.float64).reshape(len(t), -1)) for x, t in (fit, score))
   refit = (xf, tf)  # the chosen penalty's model is fitted on every fit row
   if select is None:
-    sel = select_rows(np.zeros(len(xf)))
+    sel = select_rows(np.zeros(len(xf)), people)
     (xf, tf), (xv, tv) = (xf[~sel], tf[~sel]), (xf[sel], tf[sel])
   else:
     xv, tv = (np.asarray(a, np.float64).reshape(len(a), -1) for a in select)

@@ -3,7 +3,8 @@ of a method's representation to its own (big_vision's style). Each is computed f
 prediction of `Method.represent` per split (jitted once per method) and reports
 eval/<name>/<metric>. Fit, select, score: a probe is fitted on the fit split (Splits.probe_fit
 when the data has one, else the training split), its regularisation chosen on the fit split's
-selection rows (affectjax.evaluate.probes), and scored on the test split.
+selection rows (affectjax.evaluate.probes; whole people when the data has identities), and scored
+on the test split.
 
   c.evals.expr = ml_collections.ConfigDict(dict(type="linear_probe", feature="mu", target="label"))
   c.evals.va = ml_collections.ConfigDict(dict(type="ridge_r2", feature="mu", target="va"))
@@ -49,7 +50,7 @@ def register(name: str, *, needs_target: bool = True):
 @register("linear_probe")
 def linear_probe(fit, score, spec, seed):
   r = probes.linear_classifier((fit["x"], fit[spec.target]), (score["x"], score[spec.target]),
-                               kind=spec.get("kind", "logistic"),
+                               people=fit.get("identity"), kind=spec.get("kind", "logistic"),
                                standardize=spec.get("standardize", True), seed=seed)
   return {"accuracy": r["accuracy"], "mean_recall": r["mean_recall"], "C": r["C"]}
 
@@ -57,7 +58,8 @@ def linear_probe(fit, score, spec, seed):
 @register("ridge_r2")
 def ridge_r2(fit, score, spec, seed):
   del seed
-  r = probes.ridge_r2((fit["x"], fit[spec.target]), (score["x"], score[spec.target]))
+  r = probes.ridge_r2((fit["x"], fit[spec.target]), (score["x"], score[spec.target]),
+                      people=fit.get("identity"))
   return {"r2": r["mean"], **{f"alpha_{i}": float(a) for i, a in enumerate(np.atleast_1d(r["alpha"]))}}
 
 

@@ -104,7 +104,8 @@ def reconstruction_check(state, data: Splits, *, config, represent, generate) ->
 def evaluate(state, data: Splits, workdir: str, *, config, represent, generate) -> dict:
   """Table 1's numbers for this model (keys: '<feature>/<metric>'), plus the reconstruction
   check and the faces' extras. 'select/<feature>/<avg>' is the same probe fitted on three
-  quarters of the fit split and scored on its other quarter (probes.select_rows): what a choice
+  quarters of the fit split and scored on its other quarter (probes.select_rows: whole people on
+  faces, as the test split's people are new): what a choice
   between models (experiments/rbvae.py's --sweep) reads, so that no choice reads the test split."""
   fit_f, fit_fields = _features(state, data.probe_fit, represent, config)
   sc_f, sc_fields = _features(state, data.test, represent, config)
@@ -130,20 +131,23 @@ def evaluate(state, data: Splits, workdir: str, *, config, represent, generate) 
   lab_fit, lab_sc = fit_fields["label"].astype(np.int64), sc_fields["label"].astype(np.int64)
   keep_fit, keep_sc = lab_fit > 0, lab_sc > 0  # the 7 expressions (neutral is the reference)
   classes = sorted(set(lab_fit[keep_fit].tolist()))
+  people = fit_fields["identity"][keep_fit] if "identity" in fit_fields else None
   for feat in sets_fit:
     if len(classes) < 2:
       break
     r = probes.linear_classifier((sets_fit[feat][keep_fit], lab_fit[keep_fit]),
-                                 (sets_sc[feat][keep_sc], lab_sc[keep_sc]), seed=config.seed)
+                                 (sets_sc[feat][keep_sc], lab_sc[keep_sc]), people=people,
+                                 seed=config.seed)
     for c, v in r["per_class"].items():
       out[f"{feat}/acc_{EMOTIONS[c]}"] = v
     out[f"{feat}/acc_avg"] = r["mean_recall"]
     out[f"{feat}/accuracy"] = r["accuracy"]
-    out[f"{feat}/acc_C"] = r["C"]  # chosen on the fit split's selection rows
+    out[f"{feat}/acc_C"] = r["C"]  # chosen on the fit split's selection rows (people)
     x, y = sets_fit[feat][keep_fit], lab_fit[keep_fit]
-    sel = probes.select_rows(y)  # the same probe within the fit split
+    sel = probes.select_rows(y, people)  # the same probe within the fit split (on other people)
     out[f"select/{feat}/acc_avg"] = probes.linear_classifier(
-        (x[~sel], y[~sel]), (x[sel], y[sel]), seed=config.seed)["mean_recall"]
+        (x[~sel], y[~sel]), (x[sel], y[sel]), people=None if people is None else people[~sel],
+        seed=config.seed)["mean_recall"]
   if len(classes) >= 2:
     out["chance/acc_avg"] = 1.0 / len(classes)
   if data.info.rendered and "factors" in sc_fields:
@@ -161,7 +165,8 @@ def _faces_truth(config, names, sets_fit, sets_sc, fit_fields, sc_fields) -> dic
   cols = [names.index(n) for n in AU_NAMES + ("intensity",)]
   y_fit, y_sc = fit_fields["factors"][:, cols], sc_fields["factors"][:, cols]
   for feat in sets_fit:
-    r2 = probes.ridge_r2((sets_fit[feat], y_fit), (sets_sc[feat], y_sc))["r2"]
+    r2 = probes.ridge_r2((sets_fit[feat], y_fit), (sets_sc[feat], y_sc),
+                         people=fit_fields["identity"])["r2"]
     out[f"{feat}/au_r2"] = float(np.nanmean(r2[:-1]))
     out[f"{feat}/intensity_r2"] = float(r2[-1])
     if len(np.unique(sc_fields["identity"])) >= 2:

@@ -2,7 +2,8 @@
 
 On held-out people (the test part): linear SVM accuracy (one-vs-rest, scikit-learn) trained on the
 training part's representation (on the features as they are, the paper's "SVM with linear kernel";
-config.eval.svm_standardize=True standardises them first; C chosen on training faces); the
+config.eval.svm_standardize=True standardises them first; C chosen on a quarter of the training
+people); the
 satisfied-triplet fraction of Eq. 12 on the test triplets (per reliability level 5/3/1 for crowd
 triplets); the baselines raw features and PCA to the latent dimension. Because the synthetic
 truth is known, also the ridge R^2 of the true AU intensities (BU-3DFE: expression intensity;
@@ -30,16 +31,18 @@ ROWS = ("raw", "pca")
 def scores(z_train, z_test, prep, config) -> dict:
   """Every metric of one representation (train part -> fit, test part -> score), with the probes
   every method shares (affectjax.evaluate.probes): the paper's linear SVM (C chosen on a quarter of
-  the training part's faces per class), ridge R^2 of the factors, identity leakage on the test
-  people, and the satisfied triplets of Eq. 12."""
+  the training part's people, as the scored people are new), ridge R^2 of the factors (penalty
+  chosen the same way), identity leakage on the test people, and the satisfied triplets of
+  Eq. 12."""
   tr, te = prep.train, prep.test
-  svm = probes.linear_classifier((z_train, tr.label), (z_test, te.label), kind="svm",
-                                 standardize=bool(config.eval.svm_standardize),
+  svm = probes.linear_classifier((z_train, tr.label), (z_test, te.label), people=tr.identity,
+                                 kind="svm", standardize=bool(config.eval.svm_standardize),
                                  grid=_svm_grid(config), seed=config.seed)
   leak = probes.identity_leakage(z_test, te.identity, seed=config.seed)
   out = {"dim": float(z_test.shape[1]),
          "accuracy": svm["accuracy"], "svm_C": svm["C"],
-         "factor_r2": probes.ridge_r2((z_train, tr.factors), (z_test, te.factors))["mean"],
+         "factor_r2": probes.ridge_r2((z_train, tr.factors), (z_test, te.factors),
+                                      people=tr.identity)["mean"],
          "identity_accuracy": leak["accuracy"], "identity_chance": leak["chance"]}
   if "artificial" in te.triplets:
     out["triplets_artificial"] = trip_lib.satisfied_fraction(z_test, te.triplets["artificial"][0])
