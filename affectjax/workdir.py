@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import logging
 import os
@@ -217,12 +218,27 @@ def _from_text(text: str) -> OSError | None:
   return OSError(code, os.strerror(code), path.group(1) if path else None)
 
 
+def _file_being_written(tb) -> str | None:
+  """The innermost open file in a traceback's frames: what a failed f.write() or close was
+  writing (Python names the file only when open() itself fails)."""
+  name = None
+  while tb is not None:
+    for value in list(tb.tb_frame.f_locals.values()):
+      if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str):
+        name = value.name
+    tb = tb.tb_next
+  return name
+
+
 def disk_error(e: BaseException) -> OSError | None:
-  """The filesystem's error (full, read-only, not permitted) in e or its causes, as an OSError."""
+  """The filesystem's error (full, read-only, not permitted) in e or its causes, as an OSError
+  naming the file where it can be found."""
   seen = set()
   while e is not None and id(e) not in seen:
     seen.add(id(e))
     if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+      if e.filename is None:
+        e.filename = _file_being_written(e.__traceback__)
       return e
     found = _from_text(str(e))
     if found is not None:
