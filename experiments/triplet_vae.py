@@ -153,10 +153,11 @@ def run_all(workdir: str) -> dict:
       if not seeds:
         continue
       rows[model] = _row(seeds, model)
-      longest = seeds if len(seeds) > len(longest) else longest
+      longest = seeds if len(seeds) >= len(longest) else longest
     if rows:
       # raw and PCA depend on the data only (equal in every seed's report): taken from the run
-      # with the most seeds, so a claim against them pairs over all of the model's seeds
+      # with the most seeds, so a claim against them pairs over all of the model's seeds; on a
+      # tie the later model's (M2's: the claims' arm, so both sides were evaluated together)
       out[setting] = {"raw": _row(longest, "raw"), "pca": _row(longest, "pca"), **rows}
   return out
 
