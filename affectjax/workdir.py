@@ -219,12 +219,13 @@ def _from_text(text: str) -> OSError | None:
 
 
 def _file_being_written(tb) -> str | None:
-  """The innermost open file in a traceback's frames: what a failed f.write() or close was
-  writing (Python names the file only when open() itself fails)."""
+  """The innermost file opened for writing in a traceback's frames: what a failed f.write() or
+  close was writing (Python names the file only when open() itself fails)."""
   name = None
   while tb is not None:
     for value in list(tb.tb_frame.f_locals.values()):
-      if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str):
+      if (isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str)
+          and any(m in getattr(value, "mode", "") for m in "wax+")):  # not a file being read
         name = value.name
     tb = tb.tb_next
   return name

@@ -255,9 +255,11 @@ def test_command_line_mistakes_are_one_line(tmp_path, args, expected):
 
 
 def test_a_failed_write_names_the_file_it_was_writing(tmp_path):
+  (tmp_path / "template.txt").write_text("t")
+
   def write_report(path):
-    with open(path, "w") as f:
-      f.write("x")
+    with open(path, "w") as f, open(tmp_path / "template.txt") as template:  # read: not named
+      f.write(template.read())
       raise OSError(errno.ENOSPC, "No space left on device")  # as f.write/close raise it: no filename
 
   try:
