@@ -9,8 +9,10 @@ results.json alone. experiments/<paper>.py is its runs and its tables."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+import subprocess
 import time
 from typing import Any, Callable, Sequence, Union
 
@@ -22,6 +24,35 @@ PRESENTATION = ("train.progress", "train.log_every", "data.manual_dir", "data.tf
                 "data.cache_dir", "data.num_parallel_calls", "data.prefetch")
 # Which seeds a program trains: the record's own seed count and blocks say it for a run
 SEED_LAYOUT = ("train.num_seeds", "train.first_seed")
+
+
+def code_version(package_dir: str | None = None) -> str:
+  """Which code trains or evaluates a run: the git commit of the affectjax checkout it is imported
+  from ('c3f8966'), '+dirty' when affectjax/ or experiments/ differ from it (an uncommitted edit
+  can change the numbers), or 'affectjax <version>' for an install that is not a checkout."""
+  package_dir = os.path.abspath(package_dir or os.path.dirname(__file__))
+  root = os.path.dirname(package_dir)
+
+  def git(*args):
+    return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True,
+                          timeout=30, check=True).stdout.strip()
+  try:
+    # the checkout must be the package's own, not a repository a site-packages happens to sit in
+    if os.path.realpath(git("rev-parse", "--show-toplevel")) == os.path.realpath(root):
+      dirty = git("status", "--porcelain", "--", os.path.basename(package_dir), "experiments")
+      return git("rev-parse", "--short=7", "HEAD") + ("+dirty" if dirty else "")
+  except (OSError, subprocess.SubprocessError):
+    pass  # no git, or not a checkout
+  from importlib import metadata
+  try:
+    return f"affectjax {metadata.version('affectjax')}"
+  except metadata.PackageNotFoundError:
+    return "affectjax (version unknown)"
+
+
+@functools.lru_cache(maxsize=None)
+def _this_code() -> str:
+  return code_version()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,14 +169,15 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
       if not trainable:
         continue
       log(f"== {run.name} ({seeds} seed{'s' if seeds > 1 else ''})")
-      start = time.time()
+      start, code = time.time(), _this_code()
       _, final = train_lib.train_and_evaluate(config, d)
       wall = time.time() - start
       record = {"name": run.name, "num_seeds": seeds,
                 "seeds": [config.seed + i for i in range(seeds)],
                 "wall_s": wall, "per_seed": _per_seed(d, final, seeds),
                 "config": _recorded_config(config, workdir),
-                "blocks": [{"first_seed": 0, "num_seeds": seeds, "dir": ".", "wall_s": wall}]}
+                "blocks": [{"first_seed": 0, "num_seeds": seeds, "dir": ".", "wall_s": wall,
+                            "code": code}]}
       workdir_lib.write_atomic(path, json.dumps(train_lib.json_safe(record), indent=1))
       log(f"   {record['wall_s']:.0f} s")
     with open(path) as f:
@@ -181,7 +213,7 @@ def _add_seeds(workdir: str, name: str, record: dict, config, seeds: int, log) -
   c = config.copy_and_resolve_references()
   c.train.num_seeds, c.train.first_seed = k, first
   log(f"== {name}: seeds {first}..{seeds - 1} added ({block}/)")
-  start = time.time()
+  start, code = time.time(), _this_code()
   _, final = train_lib.train_and_evaluate(c, os.path.join(d, block))
   wall = time.time() - start
   blocks = record.get("blocks") or [{"first_seed": 0, "num_seeds": first, "dir": ".",
@@ -189,7 +221,8 @@ def _add_seeds(workdir: str, name: str, record: dict, config, seeds: int, log) -
   record = dict(record, num_seeds=seeds, per_seed=record["per_seed"] + _per_seed(os.path.join(d, block), final, k),
                 seeds=(record.get("seeds") or []) + [c.seed + first + i for i in range(k)],
                 wall_s=(record.get("wall_s") or 0.0) + wall,
-                blocks=blocks + [{"first_seed": first, "num_seeds": k, "dir": block, "wall_s": wall}])
+                blocks=blocks + [{"first_seed": first, "num_seeds": k, "dir": block, "wall_s": wall,
+                                  "code": code}])
   workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
   log(f"   {wall:.0f} s")
   return record
@@ -224,7 +257,8 @@ def rescored(workdir: str, name: str, record: dict, config, log=print) -> dict:
     new = _per_seed(b, final, block["num_seeds"])
     old = record["per_seed"][len(per_seed):len(per_seed) + len(new)]
     per_seed += [{**o, **n} for o, n in zip(old, new)]  # a metric the code no longer gives stays
-  record = dict(record, per_seed=per_seed, rescored=time.strftime("%Y-%m-%d %H:%M:%S"))
+  record = dict(record, per_seed=per_seed, rescored=time.strftime("%Y-%m-%d %H:%M:%S"),
+                rescored_code=_this_code())
   workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
   return record
 
@@ -253,7 +287,9 @@ def adopt(workdir: str, name: str) -> bool:
 
 
 def finished_runs(workdir: str) -> list[dict]:
-  """Every finished run under workdir (its results.json): name, seeds, wall time and steps."""
+  """Every finished run under workdir (its results.json): name, seeds, wall time, steps and code
+  (the commits that trained its blocks, then 'rescored at <commit>'; [] for records from before
+  the runner kept them)."""
   out = []
   for root, _, files in sorted(os.walk(workdir)):
     if RESULTS in files:
@@ -262,5 +298,15 @@ def finished_runs(workdir: str) -> list[dict]:
       steps = (r.get("config") or {}).get("train", {}).get("num_steps")
       out.append({"name": os.path.relpath(root, workdir).replace(os.sep, "/"),
                   "num_seeds": r["num_seeds"], "wall_s": r.get("wall_s"), "num_steps": steps,
-                  "adopted": bool(r.get("adopted"))})
+                  "adopted": bool(r.get("adopted")), "code": _codes(r)})
+  return out
+
+
+def _codes(record: dict) -> list[str]:
+  out = []
+  for block in record.get("blocks") or []:
+    if block.get("code") and block["code"] not in out:
+      out.append(block["code"])
+  if record.get("rescored_code"):
+    out.append(f"rescored at {record['rescored_code']}")
   return out

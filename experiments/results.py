@@ -72,10 +72,10 @@ def section(paper: str, record: dict, figures: list[str]) -> str:
          f"Paper: `../shared/papers/{source}`. Produced by `{record['command']}`; every table it "
          f"wrote: [results/{paper}/tables.md](results/{paper}/tables.md). Verdicts: "
          + (", ".join(f"{n} {v}" for v, n in counts.items()) or "none") + ".\n",
-         "| run | seeds | steps | wall time |", "|---|---|---|---|"]
+         "| run | seeds | steps | wall time | code |", "|---|---|---|---|---|"]
   out += [f"| {r['name']} | {r['num_seeds']} | {r['num_steps'] or '—'} | "
-          f"{_duration(r['wall_s'])}{' (trained outside the runner)' if r['adopted'] else ''} |"
-          for r in runs]
+          f"{_duration(r['wall_s'])}{' (trained outside the runner)' if r['adopted'] else ''} | "
+          f"{', '.join(r.get('code') or []) or '—'} |" for r in runs]
   total = _total_wall(runs)
   out += [f"\nTraining and evaluation wall time in all: {_duration(total)}.\n",
           "| claim | the paper | ours: A / B (means over seeds) | verdict (A - B [95 % interval], test, p, Holm p, n per arm) |",
@@ -154,7 +154,10 @@ def write_page(root: str, out: str, papers: list[str]) -> str:
            "the seeds they hold, and a claim pairs its arms over the seeds both hold, as its n says). "
            "When an evaluation changes after training, --rescore=<runs> evaluates finished runs "
            "again from their checkpoints (kept on the machine that trained them, not in "
-           "docs/results/), and their records say when.\n"]
+           "docs/results/), and their records say when. A run's code is the commit that trained each "
+           "of its seed blocks ('+dirty': with uncommitted edits to affectjax/ or experiments/; "
+           "'rescored at': the commit that evaluated it again; '—': trained before records kept "
+           "it).\n"]
   missing, rows = [], []
   for paper in papers:
     d = os.path.join(root, paper)

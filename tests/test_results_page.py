@@ -34,7 +34,8 @@ def _workdir(root):
                         seeds.compare("C beats D", [1.0, 2.0], [1.5, 1.4], paired=True)])
   record = {"command": "python experiments/ganmut.py --workdir=x", "tables": "table1.md",
             "claims": [c.record() for c in judged], "figures": ["run/seed_0/space.png"],
-            "runs": [{"name": "run", "num_seeds": 3, "wall_s": 600.0, "num_steps": 1500, "adopted": False}]}
+            "runs": [{"name": "run", "num_seeds": 3, "wall_s": 600.0, "num_steps": 1500, "adopted": False,
+                      "code": ["abc1234", "rescored at def5678+dirty"]}]}
   (d / "claims.json").write_text(json.dumps(record))
   return judged
 
@@ -48,7 +49,7 @@ def test_the_page_carries_every_verdict_and_regenerates_from_its_records(tmp_pat
     row = next(line for line in page.splitlines() if line.startswith(f"| {c.text} |"))
     assert c.line() in row and f"n = {c.n_a} / {c.n_b}" in row
   assert "| A beats B | Table 1: 0.26 vs 0.43 | 1.117 / 0.6 | holds: A - B = +0.5167" in page
-  assert "| run | 3 | 1500 | 10 min |" in page
+  assert "| run | 3 | 1500 | 10 min | abc1234, rescored at def5678+dirty |" in page
   assert [c.verdict for c in judged] == ["holds", "inconclusive"]
   assert "| GANmut | 2 | 1 | 0 | 1 | 3 | 10 min | 1 of 1 |" in page  # the at-a-glance row
   assert "![results/ganmut/run/seed_0/space.png](results/ganmut/run/seed_0/space.png)" in page

@@ -4,6 +4,7 @@ retrained, and refuse another number of seeds."""
 import json
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -23,6 +24,8 @@ def test_runs_train_once_and_are_read_back(tmp_path, monkeypatch):
   assert got["a/levasa"][0]["eval/pixel_mse"] != got["a/levasa"][1]["eval/pixel_mse"]
   record = json.load(open(tmp_path / "a" / "levasa" / runner.RESULTS))
   assert record["seeds"] == [0, 1] and record["wall_s"] > 0
+  assert record["blocks"][0]["code"] == runner.code_version()  # the code that trained it
+  assert runner.finished_runs(str(tmp_path))[0]["code"] == [runner.code_version()]
 
   def no_training(*a, **k):
     raise AssertionError("a finished run was retrained")
@@ -62,6 +65,7 @@ def test_seeds_added_to_a_finished_run_are_the_seeds_one_program_would_train(tmp
       assert g[k] == pytest.approx(w[k], rel=1e-4, abs=1e-6, nan_ok=True), k
   record = json.load(open(tmp_path / "grown" / "levasa" / runner.RESULTS))
   assert record["seeds"] == [0, 1, 2] and [b["dir"] for b in record["blocks"]] == [".", "seeds_1-2"]
+  assert [b["code"] for b in record["blocks"]] == [runner.code_version()] * 2
   assert runner.seed_dir(str(tmp_path / "grown"), "levasa", 2, 3) == str(tmp_path / "grown" / "levasa" / "seeds_1-2" / "seed_1")
   assert runner.seed_dir(str(tmp_path / "grown"), "levasa", 0, 3) == str(tmp_path / "grown" / "levasa")
   kept = experiment.records(str(tmp_path / "grown"), ("levasa_report.json", "seed_*/levasa_report.json"))
@@ -93,6 +97,8 @@ def test_rescore_evaluates_every_block_again_from_its_checkpoints_without_traini
     assert g["eval/pixel_mse"] == pytest.approx(t["eval/pixel_mse"], rel=1e-5)
     assert g["eval/gone_metric"] == 1.0  # a metric the code no longer gives is kept
   assert json.load(open(path))["rescored"]
+  here = runner.code_version()
+  assert runner.finished_runs(str(tmp_path))[0]["code"] == [here, f"rescored at {here}"]
   assert runner.execute(str(tmp_path), [run], seeds=3, **quiet)["levasa"] == got  # written back
   shutil.rmtree(tmp_path / "levasa" / "seeds_1-2" / "checkpoints")
   with pytest.raises(workdir_lib.WorkdirError, match=r"seeds_1-2/checkpoints has no checkpoint of step 2: "
@@ -152,3 +158,36 @@ def test_a_config_whose_epochs_set_its_steps_is_compared_by_its_epochs():
   assert runner._changed(trained, {"train": {"epochs": 30.0, "num_steps": 779}, "optim": {"lr": 3e-4}}) \
       == ["train.epochs: 20.0 -> 30.0"]
   assert runner._changed(trained, dict(asked, optim={"lr": 1e-4})) == ["optim.lr: 0.0003 -> 0.0001"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_code_version_is_the_checkouts_commit_dirty_only_for_code_edits(tmp_path):
+  repo = tmp_path / "checkout"
+  for rel in ("affectjax/__init__.py", "experiments/x.py", "README.md"):
+    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+    (repo / rel).write_text("a\n")
+
+  def git(*args, cwd=repo):
+    return subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=cwd,
+                          capture_output=True, text=True, check=True).stdout.strip()
+  git("init", "-q")
+  git("add", ".")
+  git("commit", "-qm", "first")
+  head = git("rev-parse", "--short=7", "HEAD")
+  package = str(repo / "affectjax")
+  assert runner.code_version(package) == head
+  (repo / "README.md").write_text("b\n")  # not code: the numbers cannot differ
+  assert runner.code_version(package) == head
+  (repo / "experiments" / "x.py").write_text("b\n")
+  assert runner.code_version(package) == head + "+dirty"
+  git("commit", "-qam", "second")
+  assert runner.code_version(package) == git("rev-parse", "--short=7", "HEAD") != head
+  (repo / "affectjax" / "new.py").write_text("a\n")  # an untracked module is an edit too
+  assert runner.code_version(package).endswith("+dirty")
+  # a package inside someone else's repository (a venv in a project) is not that repository's commit
+  nested = repo / "venv" / "site" / "affectjax"
+  nested.mkdir(parents=True)
+  assert runner.code_version(str(nested)).startswith("affectjax ")
+  plain = tmp_path / "site" / "affectjax"
+  plain.mkdir(parents=True)
+  assert runner.code_version(str(plain)).startswith("affectjax ")
