@@ -288,8 +288,8 @@ def adopt(workdir: str, name: str) -> bool:
 
 def finished_runs(workdir: str) -> list[dict]:
   """Every finished run under workdir (its results.json): name, seeds, wall time, steps and code
-  (the commits that trained its blocks, then 'rescored at <commit>'; [] for records from before
-  the runner kept them)."""
+  (the commits that trained its seed blocks, '—' for a block from before the runner kept them,
+  then 'rescored at <commit>')."""
   out = []
   for root, _, files in sorted(os.walk(workdir)):
     if RESULTS in files:
@@ -305,8 +305,9 @@ def finished_runs(workdir: str) -> list[dict]:
 def _codes(record: dict) -> list[str]:
   out = []
   for block in record.get("blocks") or []:
-    if block.get("code") and block["code"] not in out:
-      out.append(block["code"])
+    code = block.get("code") or "—"  # a block trained before records kept their code
+    if code not in out:
+      out.append(code)
   if record.get("rescored_code"):
     out.append(f"rescored at {record['rescored_code']}")
   return out

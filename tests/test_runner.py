@@ -66,6 +66,9 @@ def test_seeds_added_to_a_finished_run_are_the_seeds_one_program_would_train(tmp
   record = json.load(open(tmp_path / "grown" / "levasa" / runner.RESULTS))
   assert record["seeds"] == [0, 1, 2] and [b["dir"] for b in record["blocks"]] == [".", "seeds_1-2"]
   assert [b["code"] for b in record["blocks"]] == [runner.code_version()] * 2
+  del record["blocks"][0]["code"]  # a block trained before records kept their code
+  (tmp_path / "grown" / "levasa" / runner.RESULTS).write_text(json.dumps(record))
+  assert runner.finished_runs(str(tmp_path / "grown"))[0]["code"] == ["—", runner.code_version()]
   assert runner.seed_dir(str(tmp_path / "grown"), "levasa", 2, 3) == str(tmp_path / "grown" / "levasa" / "seeds_1-2" / "seed_1")
   assert runner.seed_dir(str(tmp_path / "grown"), "levasa", 0, 3) == str(tmp_path / "grown" / "levasa")
   kept = experiment.records(str(tmp_path / "grown"), ("levasa_report.json", "seed_*/levasa_report.json"))
