@@ -6,6 +6,8 @@ import logging
 import math
 import os
 
+from affectjax import workdir as workdir_lib
+
 
 class JsonlWriter:
   """Appends one JSON object per write to workdir/metrics.jsonl."""
@@ -38,10 +40,7 @@ class JsonlWriter:
       logging.getLogger("affectjax").warning(
           "%s: dropped %d line(s) that are not JSON (line %s; a run killed mid-write), kept in %s",
           self.path, len(torn), ", ".join(str(n) for n, _ in torn), self.path + ".torn")
-    tmp = self.path + ".tmp"
-    with open(tmp, "wb") as f:
-      f.writelines(kept)
-    os.replace(tmp, self.path)
+    workdir_lib.write_atomic(self.path, b"".join(kept))
 
   def write(self, step: int, metrics: dict):
     row = {"step": int(step)}

@@ -178,7 +178,7 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
                 "config": _recorded_config(config, workdir),
                 "blocks": [{"first_seed": 0, "num_seeds": seeds, "dir": ".", "wall_s": wall,
                             "code": code}]}
-      workdir_lib.write_atomic(path, json.dumps(train_lib.json_safe(record), indent=1))
+      _write_record(d, record)
       log(f"   {record['wall_s']:.0f} s")
     with open(path) as f:
       record = json.load(f)
@@ -204,6 +204,11 @@ def execute(workdir: str, runs: Sequence[Run], *, seeds: int = 1,
   return out
 
 
+def _write_record(d: str, record: dict) -> None:
+  """<d>/results.json, atomically (a kill leaves the previous record or this one)."""
+  workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
+
+
 def _add_seeds(workdir: str, name: str, record: dict, config, seeds: int, log) -> dict:
   """The record with seeds record['num_seeds'] .. seeds - 1 trained as one more program (resumed
   from its checkpoint if an earlier attempt was cut) and appended."""
@@ -223,7 +228,7 @@ def _add_seeds(workdir: str, name: str, record: dict, config, seeds: int, log) -
                 wall_s=(record.get("wall_s") or 0.0) + wall,
                 blocks=blocks + [{"first_seed": first, "num_seeds": k, "dir": block, "wall_s": wall,
                                   "code": code}])
-  workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
+  _write_record(d, record)
   log(f"   {wall:.0f} s")
   return record
 
@@ -259,7 +264,7 @@ def rescored(workdir: str, name: str, record: dict, config, log=print) -> dict:
     per_seed += [{**o, **n} for o, n in zip(old, new)]  # a metric the code no longer gives stays
   record = dict(record, per_seed=per_seed, rescored=time.strftime("%Y-%m-%d %H:%M:%S"),
                 rescored_code=_this_code())
-  workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
+  _write_record(d, record)
   return record
 
 
@@ -282,7 +287,7 @@ def adopt(workdir: str, name: str) -> bool:
     return False
   record = {"name": name, "num_seeds": k, "seeds": None, "wall_s": None, "adopted": True,
             "per_seed": _per_seed(d, {}, k)}
-  workdir_lib.write_atomic(os.path.join(d, RESULTS), json.dumps(train_lib.json_safe(record), indent=1))
+  _write_record(d, record)
   return True
 
 

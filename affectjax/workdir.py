@@ -39,11 +39,11 @@ class WorkdirError(UserError, OSError):
 
 # ---------------------------------------------------------------- atomic files
 
-def write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str | bytes) -> None:
   """Writes path through a temporary file and os.replace: a kill leaves the old file or the new."""
   tmp = f"{path}.tmp{os.getpid()}"
   try:
-    with open(tmp, "w") as f:
+    with open(tmp, "wb" if isinstance(text, bytes) else "w") as f:
       f.write(text)
       f.flush()
       os.fsync(f.fileno())
