@@ -1,7 +1,7 @@
 """LeVAsa (../shared/papers/levasa.md): the paper's five models and its Tables 1-3, Figures 2-4.
 
   python experiments/levasa.py --workdir=runs/levasa_paper [--steps=N] [--seeds=K] [--quick]
-      [--tables_only] [--config.X=value]
+      [--tables_only] [--only=levasa_afew,vanilla_afew] [--config.X=value]
 
 Trains (or resumes) Vanilla VAE and LeVAsa on the IMFDB-like set (labels only; VA by annotation
 transfer from the AffectNet-like reference set; continuous and discrete) and on the AFEW-like
@@ -42,6 +42,8 @@ _SEEDS = flags.DEFINE_integer(
 experiment.define_overrides(levasa_configs.get_config())  # --config.X=value: that field of every run
 _TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "Train nothing: write tables.md from the "
                                   "runs already finished in --workdir (missing runs are left out).")
+_ONLY = flags.DEFINE_list("only", [], "Train only these models (run names, e.g. more seeds for "
+                          "them); the others' finished runs are read with the seeds they hold.")
 _CONFIG = flags.DEFINE_string("config_args", "", "Extra configs/levasa.py arguments for every "
                               "model, e.g. paper_length (GPU).")
 
@@ -73,14 +75,19 @@ def model_config(name: str, arg: str, seed: int):
 def run_all(workdir: str, train: bool = True) -> tuple[dict, int]:
   """{run name: [summary of seed 0, seed 1, ...]} and the number of training steps: one
   affectjax.runner run per model in workdir/<name>, its seeds in one program (train=False: only
-  the runs already finished)."""
+  the runs already finished; --only: only those runs train, the others keep their seeds)."""
+  unknown = sorted(set(_ONLY.value) - set(MODELS))
+  if unknown:
+    raise app.UsageError(f"--only={','.join(unknown)}: not a model here ({', '.join(MODELS)})")
   runs = [runner.Run(name, model_config(name, arg, _SEED.value)) for name, arg in MODELS.items()]
-  finished = runner.execute(workdir, runs, seeds=_SEEDS.value, train=train,
+  finished = runner.execute(workdir, runs, seeds=_SEEDS.value,
+                            train=lambda name: train and (not _ONLY.value or name in _ONLY.value),
                             overrides=experiment.overrides(), rescore=experiment.rescore)
   summaries, steps = {name: [] for name in MODELS}, 0
   for name in MODELS:
-    for k in range(_SEEDS.value if name in finished else 0):
-      with open(os.path.join(runner.seed_dir(workdir, name, k, _SEEDS.value), "levasa_report.json")) as f:
+    held = len(finished.get(name, []))  # the seeds the run holds (--only: maybe not --seeds)
+    for k in range(held):
+      with open(os.path.join(runner.seed_dir(workdir, name, k, held), "levasa_report.json")) as f:
         summaries[name].append(json.load(f))
       steps = summaries[name][-1]["num_steps"]
   return summaries, steps
