@@ -316,8 +316,9 @@ def verdicts(s: dict) -> list:
   judged = seeds.Claims()
   for (text, a, b, higher), said in zip(claims, paper):  # every model on the same seeds: paired
     judged.add(text, a, b, paired=True, higher_is_better=higher, paper=said)
-  return [f"- {c.text}: {c.line()} ({seeds.cell(a, 4)} vs {seeds.cell(b, 4)})"
-          for c, (_, a, b, _) in zip(judged.judged(), claims)]
+  # the cells beside a line are over the seeds its test pairs (the first n both arms hold)
+  return [f"- {c.text}: {c.line()} ({seeds.cell(a[:n], 4)} vs {seeds.cell(b[:n], 4)})"
+          for c, (_, a, b, _) in zip(judged.judged(), claims) for n in [min(len(a), len(b))]]
 
 
 def reference_figure(workdir: str) -> tuple:

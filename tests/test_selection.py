@@ -158,3 +158,43 @@ def test_dual_domain_train_only_reads_the_other_runs_with_their_seeds(tmp_path):
   assert "n = 2 / 2" in claim, claim
   missing = subprocess.run(script + ["--kinds=onehot,gmm"], capture_output=True, text=True, env=env)
   assert missing.returncode != 0 and "t3_gmm_noise0 has no results" in missing.stderr + missing.stdout
+
+
+def test_levasa_only_reads_the_other_runs_with_their_seeds(tmp_path):
+  """LeVAsa's page records with Vanilla IMFDB cut to 2 seeds, then --seeds=<levasa_afew's seeds>
+  --only=levasa_afew: nothing trains, Vanilla IMFDB is read with its 2, the tables say so, its
+  claims pair 2 seeds and the means beside a line are over those seeds; an --only that names no
+  model is a usage error."""
+  import shutil
+  import subprocess
+  import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  records = os.path.join(repo, "docs", "results", "levasa")
+  shutil.copytree(records, tmp_path, dirs_exist_ok=True)
+  k = json.loads((tmp_path / "levasa_afew" / "results.json").read_text())["num_seeds"]
+  assert k >= 3  # the run --only names: --seeds = its seeds, so it trains nothing
+  path = tmp_path / "vanilla_imfdb" / "results.json"
+  record = json.loads(path.read_text())
+  record.update(num_seeds=2, per_seed=record["per_seed"][:2], seeds=record["seeds"][:2],
+                blocks=[dict(record["blocks"][0], num_seeds=2)])
+  path.write_text(json.dumps(record))
+  script = [sys.executable, os.path.join(repo, "experiments", "levasa.py"), f"--workdir={tmp_path}",
+            f"--seeds={k}"]
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+  out = subprocess.run(script + ["--only=levasa_afew"], capture_output=True, text=True, env=env)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert f"vanilla_imfdb: read with its 2 seed(s) of the {k} asked" in out.stdout
+  assert "== levasa_afew" not in out.stdout  # nothing trained
+  text = (tmp_path / "tables.md").read_text()
+  assert "Seeds per model: vanilla_imfdb 2, levasa_imfdb_continuous " in text
+  lines = text.splitlines()
+  vs_vanilla = next(line for line in lines if line.startswith("- z_v regresses valence better"))
+  own = next(line for line in lines if line.startswith("- LeVAsa's z_v+z_a beats its own"))
+  assert "n = 2 / 2" in vs_vanilla and "n = 2 / 2" not in own, (vs_vanilla, own)
+  discrete = next(line for line in lines if line.startswith("- z_v+z_a predicts emotion better (Table 3, discrete)"))
+  assert "n = 2 / 2" in discrete, discrete  # vanilla_imfdb's 2 beside levasa_imfdb_discrete's 3
+  a, b = (float(x.split(" [")[0]) for x in discrete.rsplit("(", 1)[1].rstrip(")").split(" vs "))
+  diff = float(discrete.split("A - B = ")[1].split(" ")[0])
+  assert abs((a - b) - diff) < 2e-4, discrete  # the cells are over the seeds the test pairs
+  bad = subprocess.run(script + ["--only=levasa"], capture_output=True, text=True, env=env)
+  assert bad.returncode != 0 and "--only=levasa: not a model here" in bad.stderr + bad.stdout
