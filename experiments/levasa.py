@@ -174,8 +174,8 @@ def table_3(s: dict) -> str:
       for subset in ("all", "expressive"):
         v = values(van, "rows", "model", subset, "accuracy", combo)
         l = values(s[lev], "rows", "model", subset, "accuracy", combo)
-        n = min(len(v), len(l))  # paired by seed
-        row += [seeds.cell(v), seeds.cell(l), seeds.cell(100 * (np.array(l[:n]) - np.array(v[:n])), 1)]
+        pl, pv = seeds.paired_arms(l, v)
+        row += [seeds.cell(v), seeds.cell(l), seeds.cell(100 * (np.array(pl) - np.array(pv)), 1)]
       body.append(row)
   ref = s[REFERENCE_RUN["imfdb"]]
   inputs = {"chance": "(majority class)", "cnn": "(its emotion head)"}
@@ -316,9 +316,9 @@ def verdicts(s: dict) -> list:
   judged = seeds.Claims()
   for (text, a, b, higher), said in zip(claims, paper):  # every model on the same seeds: paired
     judged.add(text, a, b, paired=True, higher_is_better=higher, paper=said)
-  # the cells beside a line are over the seeds its test pairs (the first n both arms hold)
-  return [f"- {c.text}: {c.line()} ({seeds.cell(a[:n], 4)} vs {seeds.cell(b[:n], 4)})"
-          for c, (_, a, b, _) in zip(judged.judged(), claims) for n in [min(len(a), len(b))]]
+  # the cells beside a line are over the seeds its test pairs
+  return [f"- {c.text}: {c.line()} ({seeds.cell(pa, 4)} vs {seeds.cell(pb, 4)})"
+          for c, (_, a, b, _) in zip(judged.judged(), claims) for pa, pb in [seeds.paired_arms(a, b)]]
 
 
 def reference_figure(workdir: str) -> tuple:

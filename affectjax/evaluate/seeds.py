@@ -113,11 +113,17 @@ def compare(text: str, a: Sequence[float], b: Sequence[float], *, paired: bool,
   min(len) seeds with both values finite; otherwise Welch's unequal-variance test. paper: what
   the paper reports for the claim (shown beside ours on the results page)."""
   if paired:  # the means of the seeds the test pairs (an arm may hold more: --only added them)
-    pairs = _pairs(a, b)
-    a, b = [x for x, _ in pairs], [y for _, y in pairs]
+    a, b = paired_arms(a, b)
   means = dict(paper=paper, mean_a=summarize(a)["mean"], mean_b=summarize(b)["mean"])
   return dataclasses.replace(_compare(text, a, b, paired=paired, higher_is_better=higher_is_better),
                              **means)
+
+
+def paired_arms(a, b) -> tuple[list, list]:
+  """A's and B's values over the seeds a paired test compares (see _pairs), e.g. for the cells
+  printed beside its line."""
+  pairs = _pairs(a, b)
+  return [x for x, _ in pairs], [y for _, y in pairs]
 
 
 def _pairs(a, b) -> list[tuple]:
