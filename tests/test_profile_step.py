@@ -40,3 +40,20 @@ def test_backward_convolutions_are_told_apart():
   conv_flops = 2.0 * N * H * H * CO * K * K * CI  # each of the three convolutions does as much
   for kind in ("conv fwd", "conv input-grad", "conv filter-grad"):
     assert kinds[kind]["flops"] == conv_flops, kind
+
+
+def test_the_cpu_kernels_filter_gradient_is_counted_and_named():
+  """nn.cpu's filter gradient by the hand-written kernel (a custom call XLA counts as 0 FLOPs) is
+  a 'filter-grad kernel' row with the convolution's FLOPs, and the step's FLOP count includes it."""
+  from affectjax.nn import cpu, cpu_kernel
+  if not cpu_kernel.available():
+    return  # no compiler here: nn.cpu uses XLA's filter gradient (tests/test_cpu_kernel.py)
+  x, w = jnp.ones((N, H, H, CI)), jnp.ones((K, K, CI, CO))
+  m = jnp.ones((H * H * CO, D))
+  loss = lambda x, w, m: jnp.sum(jnp.tanh(cpu.canonical_conv(x, w, (1, 1), ((1, 1), (1, 1))).reshape(N, -1) @ m))
+  plain = profile_step.profile(jax.jit(jax.grad(_loss, argnums=(0, 1))), (x, w, m), steps=2)
+  prof = profile_step.profile(jax.jit(jax.grad(loss, argnums=(0, 1))), (x, w, m), steps=2)
+  rows = [r for r in prof["rows"] if r["kind"] == "filter-grad kernel"]
+  assert [r["flops"] for r in rows] == [2.0 * N * H * H * CO * K * K * CI]
+  assert abs(prof["hlo_gflop"] - plain["hlo_gflop"]) < 1e-3 * plain["hlo_gflop"]
+  assert "filter-grad kernel" in profile_step.format_report(prof)

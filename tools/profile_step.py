@@ -11,6 +11,8 @@ the TFLOP/s it ran at (convolutions and dots), its kind (conv fwd / input-grad /
 JAX's transform that made it and the window's size; dot; loop fusion; ...), its output and operand
 shapes and its source (the op name's last parts); then the time by kind. Op times are thunk times,
 so on a multi-core CPU their sum can differ from the step's wall time (printed beside it).
+affectjax.nn.cpu_kernel's filter gradients show as 'filter-grad kernel' (AFFECTJAX_CPU_KERNEL=0:
+XLA's 'conv filter-grad' and its transposes instead).
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ import time
 
 import jax
 
+from affectjax.nn import cpu_kernel
+
+_KERNEL_CALL = f'custom_call_target="{cpu_kernel.TARGET}"'
 _INSTR = re.compile(r"^\s*(?:ROOT )?%(?P<name>[\w.\-]+) = (?P<shape>.+?) (?P<op>[\w\-]+)\((?P<args>.*)$")
 _COMP = re.compile(r"^(ENTRY )?%(?P<name>[\w.\-]+) .*\{\s*$")
 _SHAPE = re.compile(r"(\w+)\[([\d,]*)\]")
@@ -99,6 +104,8 @@ def describe(name: str, instrs: dict, comps: dict) -> dict:
     flops = conv_flops(core["line"], core["shape"], operands[0])
   elif core["op"] == "dot" and operands:
     flops = dot_flops(core["line"], core["shape"], operands[0])
+  elif _KERNEL_CALL in core["line"] and len(operands) == 2:  # dw from x and g: 2 x g's positions x dw
+    flops = 2.0 * math.prod(_dims(operands[1])[:-1]) * _numel(core["shape"])
   meta = re.search(r'op_name="([^"]*)"', core["line"]) or re.search(r'op_name="([^"]*)"', line)
   src = meta.group(1) if meta else ""
   if core["op"] == "convolution":
@@ -117,6 +124,8 @@ def describe(name: str, instrs: dict, comps: dict) -> dict:
       kind = "conv fwd"
   elif core["op"] == "dot":
     kind = "dot"
+  elif _KERNEL_CALL in core["line"]:
+    kind = "filter-grad kernel"  # affectjax.nn.cpu_kernel
   elif op == "fusion":
     kind = re.search(r"kind=(\w+)", line).group(1) if "kind=" in line else "fusion"
     kind = {"kLoop": "loop fusion", "kInput": "reduce fusion", "kOutput": "output fusion"}.get(
@@ -173,15 +182,15 @@ def profile(fn, args, steps: int = 5, carry=None) -> dict:
   rows.sort(key=lambda r: -r["ms"])
   cost = lowered.cost_analysis()
   cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
-  return {"rows": rows, "wall_ms": 1e3 * statistics.median(walls),
-          "hlo_gflop": float(cost.get("flops", float("nan"))) / 1e9}
+  flops = float(cost.get("flops", float("nan"))) + cpu_kernel.flops_in(lowered.as_text())
+  return {"rows": rows, "wall_ms": 1e3 * statistics.median(walls), "hlo_gflop": flops / 1e9}
 
 
 def format_report(prof: dict, top: int = 25) -> str:
   rows = prof["rows"]
   total = sum(r["ms"] for r in rows) or 1.0
   out = [f"step wall {prof['wall_ms']:.1f} ms (median); summed op time {total:.1f} ms per step; "
-         f"XLA's FLOP count {prof['hlo_gflop']:.2f} GFLOP per step",
+         f"FLOP count (XLA's + the kernel's) {prof['hlo_gflop']:.2f} GFLOP per step",
          f"{'ms':>8} {'share':>6} {'GFLOP':>7} {'TFLOP/s':>7}  {'kind':<17} {'output':<22} "
          "operands / source"]
   for r in rows[:top]:

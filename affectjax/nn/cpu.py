@@ -15,7 +15,8 @@ So on the CPU backend (jax.default_backend() == 'cpu' when the network is traced
   convolution as four 2x2 convolutions, one per output phase (sub-pixel), interleaved.
 - the other convolutions (and the sub-pixel phases) go through `canonical_conv`: lax's forward, with
   gradients written as NHWC x HWIO convolutions, which XLA:CPU runs at full speed inside a lax.cond
-  branch too (lax's own gradient convolutions run 5-120x slower there).
+  branch too (lax's own gradient convolutions run 5-120x slower there), and the filter gradient
+  by the hand-written kernel of `cpu_kernel` where it can be built (XLA's otherwise).
 Everywhere else, and on GPU/TPU, they are lax.conv_general_dilated and lax.conv_transpose
 unchanged. Parameter names, shapes and initial values are those of nn.Conv / nn.ConvTranspose.
 """
@@ -28,6 +29,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 import flax.linen as nn
+
+from affectjax.nn import cpu_kernel
 
 # Largest output (H x W) computed as patches x matrix on CPU: measured on the 2-core machine, the
 # patch product wins from 4x4 outputs down (D's last three layers, its heads), ties at 8x8, and
@@ -97,7 +100,9 @@ def canonical_conv(x, w, strides, pads):
   feature) into that form only at a program's top level; inside a lax.cond branch it emits them
   unrewritten, 5x (input gradient) to 120x (filter gradient) slower (a 3x3 256->256 conv at 16x16,
   batch 16, on the 2-core machine), which made GANmut's cond-gated G step 6.5x slower than
-  computing it every step. Second-order gradients are JAX's own, of this backward."""
+  computing it every step. The filter gradient is `cpu_kernel.filter_grad` where that kernel is
+  built (float32, output channels in eights): it reads x and g in place, where XLA transposes both
+  first. Second-order gradients are JAX's own, of this backward (and the kernel's, a convolution)."""
   # a tracer may hold a numpy constant (vmap over a closed-over array under jit), which custom_vjp's
   # batching rejects; a copy (elided by XLA) turns it into a jax value
   x, w = (jnp.array(a, copy=True) if isinstance(a, jax.core.Tracer) else a for a in (x, w))
@@ -126,10 +131,12 @@ def _canonical_bwd(strides, pads, res, g):
     dx = _conv(g, jnp.transpose(lax.rev(w, (0, 1)), (0, 1, 3, 2)), (1, 1), dx_pads)
   else:
     dx = strided_input_grad(g, w, x.shape[1:3], strides, pads)
-  # filter gradient: channels of x as the batch, its batch as the features, g as a dilated kernel
-  dw = _conv(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)), (1, 1), dw_pads,
-             rhs_dilation=strides)
-  return dx.astype(x.dtype), jnp.transpose(dw, (1, 2, 0, 3)).astype(w.dtype)
+  if cpu_kernel.supports(x, g):  # read in place by the hand-written kernel: no transposes
+    dw = cpu_kernel.filter_grad(x, g, (kh, kw), strides, tuple(pads))
+  else:  # channels of x as the batch, its batch as the features, g as a dilated kernel
+    dw = jnp.transpose(_conv(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(g, (1, 2, 0, 3)), (1, 1),
+                             dw_pads, rhs_dilation=strides), (1, 2, 0, 3))
+  return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
 _canonical.defvjp(_canonical_fwd, _canonical_bwd)
