@@ -101,19 +101,26 @@ def available() -> bool:
 
 
 def supports(x, g) -> bool:
-  """Whether filter_grad computes this case: float32 NHWC tensors, output channels a multiple of 8."""
+  """Whether filter_grad computes this case: float32 NHWC tensors (any channel counts: output
+  channels that are no multiple of 8 are padded with zeros, e.g. LeVAsa's 12-channel sub-pixel
+  output layer, where XLA's filter gradient ran at a tenth of the kernel's rate)."""
   return (ENABLED and x.ndim == 4 and g.ndim == 4 and x.dtype == jnp.float32
-          and g.dtype == jnp.float32 and g.shape[3] % 8 == 0 and available())
+          and g.dtype == jnp.float32 and available())
 
 
 def _call(x, g, kernel_hw, strides, pads):
   if not available():
     raise RuntimeError("affectjax's CPU filter-gradient kernel is not available here (see the "
                        "warning above); nn.cpu calls it only where cpu_kernel.supports() says so")
-  out = jax.ShapeDtypeStruct(tuple(kernel_hw) + (x.shape[3], g.shape[3]), jnp.float32)
-  return jax.ffi.ffi_call(TARGET, out, vmap_method="sequential")(
+  o = g.shape[3]
+  wide = -(-o // 8) * 8  # the kernel sums 8 output channels per register: pad g with zeros
+  if wide != o:
+    g = jnp.pad(g, ((0, 0), (0, 0), (0, 0), (0, wide - o)))
+  out = jax.ShapeDtypeStruct(tuple(kernel_hw) + (x.shape[3], wide), jnp.float32)
+  dw = jax.ffi.ffi_call(TARGET, out, vmap_method="sequential")(
       x, g, sh=np.int64(strides[0]), sw=np.int64(strides[1]), pt=np.int64(pads[0][0]),
       pl=np.int64(pads[1][0]))
+  return dw[..., :o] if wide != o else dw
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
@@ -151,7 +158,8 @@ def _taps_inside(k: int, stride: int, pad: int, size: int, out: int) -> int:
 
 def flops_in(stablehlo: str) -> float:
   """The multiply-adds (x 2) of the kernel's calls in a lowered program's StableHLO text, which
-  XLA's cost analysis counts as zero; like XLA's count of a convolution, taps on padding excluded."""
+  XLA's cost analysis counts as zero; like XLA's count of a convolution, taps on padding excluded
+  (zero output channels added to reach a multiple of 8 are counted: the kernel computes them)."""
   total = 0.0
   for pl, pt, sh, sw, x, g, dw in _CALL.findall(stablehlo):
     (n, h, w, c), (_, ho, wo, o), (kh, kw, _, _) = ([int(d) for d in t.split("x")] for t in (x, g, dw))
