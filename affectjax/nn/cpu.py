@@ -101,7 +101,7 @@ def canonical_conv(x, w, strides, pads):
   unrewritten, 5x (input gradient) to 120x (filter gradient) slower (a 3x3 256->256 conv at 16x16,
   batch 16, on the 2-core machine), which made GANmut's cond-gated G step 6.5x slower than
   computing it every step. The filter gradient is `cpu_kernel.filter_grad` where that kernel is
-  built (float32, output channels in eights): it reads x and g in place, where XLA transposes both
+  built (float32): it reads x and g in place, where XLA transposes both
   first. Second-order gradients are JAX's own, of this backward (and the kernel's, a convolution)."""
   # a tracer may hold a numpy constant (vmap over a closed-over array under jit), which custom_vjp's
   # batching rejects; a copy (elided by XLA) turns it into a jax value
