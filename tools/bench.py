@@ -70,12 +70,7 @@ _PEER_WARMUP = flags.DEFINE_integer("peer_warmup", None, "Peer's warm-up iterati
                                     "--warmup).")
 
 
-def _flops_of(lowered) -> float:
-  """XLA's FLOP count plus the CPU filter-gradient kernel's calls (which XLA counts as zero)."""
-  cost = lowered.cost_analysis()
-  cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
-  flops = float(cost.get("flops", float("nan")))
-  return flops if math.isnan(flops) else flops + cpu_kernel.flops_in(lowered.as_text())
+_flops_of = cpu_kernel.lowered_flops  # XLA's count plus the CPU filter-gradient kernel's calls
 
 
 def hlo_flops(step, state, batch, lowered) -> float:

@@ -180,10 +180,8 @@ def profile(fn, args, steps: int = 5, carry=None) -> dict:
     r["tflop_s"] = r["flops"] / (r["ms"] * 1e9) if r["flops"] and r["ms"] else None
     rows.append(r)
   rows.sort(key=lambda r: -r["ms"])
-  cost = lowered.cost_analysis()
-  cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
-  flops = float(cost.get("flops", float("nan"))) + cpu_kernel.flops_in(lowered.as_text())
-  return {"rows": rows, "wall_ms": 1e3 * statistics.median(walls), "hlo_gflop": flops / 1e9}
+  return {"rows": rows, "wall_ms": 1e3 * statistics.median(walls),
+          "hlo_gflop": cpu_kernel.lowered_flops(lowered) / 1e9}
 
 
 def format_report(prof: dict, top: int = 25) -> str:

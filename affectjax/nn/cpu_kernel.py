@@ -5,7 +5,7 @@ so it first transposes the input and the cotangent (channels first), then runs a
 contraction at a small fraction of the machine's matrix-product rate: on sRb-VAE's and LeVAsa's
 16-64-channel maps these two were half of the step. `filter_grad.cc` reads both tensors in their
 NHWC layouts and sums outer products in AVX2 registers, split over the images on XLA's own thread
-pool. It is compiled with the machine's C++ compiler at first use (a few seconds, cached under
+pool. It is compiled with the machine's C++ compiler at first use (5-10 s, cached under
 $AFFECTJAX_CACHE or ~/.cache/affectjax) and registered as an XLA FFI target; where that is not
 possible (no compiler, no AVX2/FMA, a failed build) `available()` is False and nn.cpu keeps XLA's
 filter gradient, with one warning saying why. AFFECTJAX_CPU_KERNEL=0 turns it off (A/B timing).
@@ -28,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import jaxlib
 import numpy as np
-from jax import lax
 
 TARGET = "affectjax_filter_grad"
 _SOURCE = Path(__file__).with_name("filter_grad.cc")
@@ -156,6 +155,15 @@ def _taps_inside(k: int, stride: int, pad: int, size: int, out: int) -> int:
   return sum(1 for t in range(k) for p in range(out) if 0 <= p * stride + t - pad < size)
 
 
+def lowered_flops(lowered) -> float:
+  """XLA's FLOP count of a lowered program (jax.stages.Lowered) plus its kernel calls' (nan where
+  the backend reports none): what tools/bench.py and tools/profile_step.py read a step's rate from."""
+  cost = lowered.cost_analysis()
+  cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
+  flops = float(cost.get("flops", float("nan")))
+  return flops if math.isnan(flops) else flops + flops_in(lowered.as_text())
+
+
 def flops_in(stablehlo: str) -> float:
   """The multiply-adds (x 2) of the kernel's calls in a lowered program's StableHLO text, which
   XLA's cost analysis counts as zero; like XLA's count of a convolution, taps on padding excluded
@@ -166,11 +174,3 @@ def flops_in(stablehlo: str) -> float:
     total += (2.0 * n * c * o * _taps_inside(kh, int(sh), int(pt), h, ho)
               * _taps_inside(kw, int(sw), int(pl), w, wo))
   return total
-
-
-def reference_filter_grad(x, g, kernel_hw, strides, pads):
-  """The same quantity through lax (what tests compare against)."""
-  w = jnp.zeros(tuple(kernel_hw) + (x.shape[3], g.shape[3]), x.dtype)
-  _, vjp = jax.vjp(lambda w: lax.conv_general_dilated(
-      x, w, strides, pads, dimension_numbers=("NHWC", "HWIO", "NHWC")), w)
-  return vjp(g)[0]

@@ -112,10 +112,6 @@ ffi::Error FilterGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer
   float* out = dw->typed_data();
   std::memset(out, 0, size * sizeof(float));
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), s.n));
-  if (chunks == 1) {
-    Part(s, x.typed_data(), g.typed_data(), out, 0, s.n);
-    return ffi::Error::Success();
-  }
   // Chunks of images are claimed by whoever comes first, the calling thread included, so a pool
   // with no free thread never deadlocks the call; a late task finds nothing left and only touches
   // the shared state it holds. Chunk k > 0 sums into its own zeroed partial, added at the end.
