@@ -2,6 +2,7 @@
 per test run, shared by the pytest-xdist workers and the subprocesses the tests start."""
 import os
 import tempfile
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One BLAS thread per pytest-xdist worker (one worker per core): with the default, two workers
@@ -88,7 +89,6 @@ def agree_from_some_seed(check, seed: int, what: str) -> None:
   """check(seed), which raises AssertionError where two programs' trajectories disagree; where it
   does, check(seed + KINK_RETRY_OFFSET) must pass (a kink hit is one seed's; see above), and a
   warning names the first disagreement."""
-  import warnings
   try:
     check(seed)
   except AssertionError as first:

@@ -70,16 +70,13 @@ _PEER_WARMUP = flags.DEFINE_integer("peer_warmup", None, "Peer's warm-up iterati
                                     "--warmup).")
 
 
-_flops_of = cpu_kernel.lowered_flops  # XLA's count plus the CPU filter-gradient kernel's calls
-
-
 def hlo_flops(step, state, batch, lowered) -> float:
   """XLA's FLOP count of one step, or of its CPU lowering where this backend reports none."""
-  flops = _flops_of(lowered)
+  flops = cpu_kernel.lowered_flops(lowered)  # XLA's count + the CPU kernel's calls
   if not math.isnan(flops):
     return flops
   try:
-    return _flops_of(step.trace(state, batch).lower(lowering_platforms=("cpu",)))
+    return cpu_kernel.lowered_flops(step.trace(state, batch).lower(lowering_platforms=("cpu",)))
   except Exception:  # noqa: BLE001  (a FLOP count is a nicety; the timing stands without it)
     return float("nan")
 

@@ -21,10 +21,10 @@ import optax
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench  # noqa: E402  (tools/bench.py: the FLOP count and the matmul peak)
+import bench  # noqa: E402  (tools/bench.py: its flags and the matmul peak)
 
 from affectjax.evaluate import cnn_ceiling  # noqa: E402
-from affectjax.nn import cpu  # noqa: E402
+from affectjax.nn import cpu, cpu_kernel  # noqa: E402
 
 _SIZE = flags.DEFINE_integer("image_size", 64, "Image side (LeVAsa's default data: 64).")
 _BATCH = flags.DEFINE_integer("batch", 64, "Batch size (configs/levasa.py: eval.ceiling_batch_size).")
@@ -50,7 +50,7 @@ def main(argv):
   targets = cnn_ceiling._targets(heads, np.arange(n))
   t = time.perf_counter()
   lowered = step.lower(params, opt, images, targets)
-  flops = bench._flops_of(lowered)
+  flops = cpu_kernel.lowered_flops(lowered)
   compiled = lowered.compile()
   compile_s = time.perf_counter() - t
   first_loss = float(compiled(params, opt, images, targets)[2])  # the loss before any update
