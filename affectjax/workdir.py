@@ -16,6 +16,7 @@ import re
 import socket
 import sys
 import time
+import warnings
 
 from affectjax.errors import UserError, warn
 
@@ -287,6 +288,13 @@ def quiet_disk_error_logs() -> None:
     if not any(isinstance(f, _DropDiskErrorTracebacks) for f in logger.filters):
       logger.addFilter(_DropDiskErrorTracebacks())
   sys.unraisablehook = _ignore_closed_loop
+  # A failed save leaves Orbax's remaining write coroutines (serialization's write_fragment)
+  # unscheduled; collected at exit, each would print a RuntimeWarning under the one line.
+  # affectjax runs no coroutines of its own, so on the command line none of these is ours.
+  warnings.filterwarnings("ignore", message=UNAWAITED, category=RuntimeWarning)
+
+
+UNAWAITED = r"coroutine '.*' was never awaited"
 
 
 SEED_DIR = "seed_{}"  # a K-seed run's per-seed report directory (train.seed_report_dir)
