@@ -10,7 +10,7 @@ import pytest
 from jax import lax
 
 from affectjax import losses
-from affectjax.nn import cpu, stargan
+from affectjax.nn import cpu, cpu_kernel, stargan
 
 DN = ("NHWC", "HWIO", "NHWC")
 TOL = dict(rtol=2e-4, atol=2e-4)
@@ -180,18 +180,27 @@ def test_canonical_conv_equals_lax_conv(n, h, cin, cout, k, s, p):
   _grad_checks(new, ref, x, w)
 
 
-def test_strided_input_gradient_convolves_no_dilated_cotangent():
+@pytest.mark.parametrize("kernel", [False, True])
+def test_strided_input_gradient_convolves_no_dilated_cotangent(kernel, monkeypatch):
   """A stride-2 convolution's input gradient is per-phase stride-1 convolutions (a quarter of the
-  multiply-adds of lax's convolution over the zero-dilated cotangent)."""
+  multiply-adds of lax's convolution over the zero-dilated cotangent), by lax or by the kernel."""
+  if kernel and not cpu_kernel.available():
+    pytest.skip("no C++ compiler or AVX2/FMA here")
+  monkeypatch.setattr(cpu_kernel, "conv_supports", lambda *a: kernel)
   x, w = _rand(0, (2, 16, 16, 8)), _rand(1, (4, 4, 8, 8))
   grad = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(cpu.canonical_conv(x, w, (2, 2), ((1, 1), (1, 1)))))))
-  convs = [l for l in grad.lower(x).compile().as_text().splitlines() if " convolution(" in l]
+  convs = [l for l in grad.lower(x).compile().as_text().splitlines()
+           if " convolution(" in l or f'custom_call_target="{cpu_kernel.CONV_TARGET}"' in l]
   assert len(convs) == 5 and not any("lhs_dilate" in l for l in convs), convs  # 1 forward + 4 phases
+  assert all((cpu_kernel.CONV_TARGET in l) == kernel for l in convs), convs
 
 
-def test_canonical_conv_gradients_stay_canonical_inside_cond():
+def test_canonical_conv_gradients_stay_canonical_inside_cond(monkeypatch):
   """Inside a lax.cond branch every convolution of the gradient is NHWC x HWIO -> NHWC (XLA:CPU
-  emits the others there unrewritten and many times slower); lax's own gradient is not."""
+  emits the others there unrewritten and many times slower); lax's own gradient is not. (With
+  XLA's convolutions: where the kernels are built, they compute all of these.)"""
+  monkeypatch.setattr(cpu_kernel, "conv_supports", lambda *a: False)
+  monkeypatch.setattr(cpu_kernel, "supports", lambda *a: False)
   x, w = _rand(0, (2, 8, 8, 4)), _rand(1, (3, 3, 4, 4))
 
   def labels(conv):

@@ -1,6 +1,6 @@
-"""affectjax.nn.cpu_kernel: the hand-written CPU filter gradient equals an independent NumPy sum and
-lax's filter gradient (values, second-order gradients, vmap), nn.cpu uses it, and a machine that
-cannot build it falls back to XLA's with a warning."""
+"""affectjax.nn.cpu_kernel: the hand-written CPU convolution and filter gradient equal independent
+NumPy sums and lax's (values, second-order gradients, vmap), nn.cpu uses them, and a machine that
+cannot build them falls back to XLA's with a warning."""
 import logging
 import re
 
@@ -65,6 +65,50 @@ def test_filter_grad_equals_numpy_and_lax(shape, k, o, s, pads):
   np.testing.assert_allclose(np.asarray(got), np.asarray(lax_dw), rtol=1e-4, atol=1e-4 * scale)
 
 
+def _numpy_conv(x, w, s, pads):
+  """y[n, p, q, o] = sum x_padded[n, p*s + i, q*s + j, c] w[i, j, c, o], in float64."""
+  x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+  (pt, pb), (pl, pr) = pads
+  xp = np.pad(x, ((0, 0), (pt, max(pb, 0)), (pl, max(pr, 0)), (0, 0)))
+  k = w.shape[0]
+  ho, wo = (xp.shape[1] + min(pb, 0) - k) // s + 1, (xp.shape[2] + min(pr, 0) - k) // s + 1
+  y = np.zeros((x.shape[0], ho, wo, w.shape[3]))
+  for i in range(k):
+    for j in range(k):
+      y += np.einsum("npqc,co->npqo", xp[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s], w[i, j])
+  return y
+
+
+# the filter-gradient cases, the input-gradient phases of a 4x4/2 layer (2x2 VALID over a padded
+# cotangent), LeVAsa's 64-channel 3x3 layers, and a bottom/right pad < 0 (lax's negative pad)
+CONV_CASES = CASES + [((2, 9, 9, 64), 2, 32, 1, ((0, 0), (0, 0))),
+                      ((2, 8, 8, 64), 3, 128, 1, ((1, 1), (1, 1))),
+                      ((2, 11, 10, 6), 3, 16, 2, ((1, -1), (2, -2)))]
+
+
+@pytest.mark.parametrize("shape,k,o,s,pads", CONV_CASES)
+def test_conv_equals_numpy_and_lax(shape, k, o, s, pads):
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.standard_normal(shape, np.float32))
+  w = jnp.asarray(rng.standard_normal((k, k, shape[3], o), np.float32))
+  assert cpu_kernel.conv_supports(x, w, pads)
+  got = jax.jit(cpu_kernel.conv, static_argnums=(2, 3))(x, w, (s, s), pads)
+  want = _numpy_conv(x, w, s, pads)
+  assert got.shape == want.shape
+  scale = np.abs(want).max()
+  np.testing.assert_allclose(np.asarray(got), want, atol=1e-6 * scale * np.sqrt(k * k * shape[3]))
+  lax_y = cpu._conv(x, w, (s, s), pads)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(lax_y), rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_conv_declines_what_it_does_not_compute():
+  x, w = jnp.zeros((1, 6, 6, 4)), jnp.zeros((3, 3, 4, 8))
+  assert cpu_kernel.conv_supports(x, w, ((1, 1), (0, 0)))
+  assert not cpu_kernel.conv_supports(x, w, ((-1, 1), (0, 0)))  # a cropped top: lax's
+  assert not cpu_kernel.conv_supports(x, w, ((0, -4), (0, 0)))  # no output row
+  assert not cpu_kernel.conv_supports(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), ((1, 1), (1, 1)))
+
+
 @pytest.mark.parametrize("shape,k,o,s,pads", CASES[2:5])
 def test_second_order_gradients_equal_lax(shape, k, o, s, pads):
   """Its gradient w.r.t. x and g (a convolution's input gradient and forward pass) is lax's."""
@@ -77,6 +121,16 @@ def test_second_order_gradients_equal_lax(shape, k, o, s, pads):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()))
 
 
+def test_conv_under_vmap_equals_a_loop():
+  rng = np.random.default_rng(7)
+  xs = jnp.asarray(rng.standard_normal((3, 2, 8, 8, 4), np.float32))
+  ws = jnp.asarray(rng.standard_normal((3, 3, 3, 4, 16), np.float32))
+  pads = ((1, 1), (1, 1))
+  got = jax.vmap(lambda x, w: cpu_kernel.conv(x, w, (1, 1), pads))(xs, ws)
+  for b in range(3):
+    np.testing.assert_allclose(got[b], _numpy_conv(xs[b], ws[b], 1, pads), rtol=1e-5, atol=1e-5)
+
+
 def test_vmap_equals_a_loop():
   rng = np.random.default_rng(3)
   xs = jnp.asarray(rng.standard_normal((3, 2, 8, 8, 4), np.float32))
@@ -87,10 +141,11 @@ def test_vmap_equals_a_loop():
     np.testing.assert_allclose(got[b], _numpy_filter_grad(xs[b], gs[b], 3, 1, pads), rtol=1e-5, atol=1e-5)
 
 
-def test_canonical_conv_uses_the_kernel_and_keeps_lax_gradients(monkeypatch):
-  """nn.cpu's canonical convolution computes its filter gradient with the kernel (a custom call in
-  the compiled step, no filter-gradient convolution) and gets lax's gradients, also second-order
-  ones through a gradient penalty (GANmut's D), at a real GANmut-small shape, narrowed in batch."""
+def test_canonical_conv_uses_the_kernels_and_keeps_lax_gradients(monkeypatch):
+  """nn.cpu's canonical convolution computes its value, input gradient and filter gradient with
+  the kernels (custom calls in the compiled step, no XLA convolution left) and gets lax's
+  gradients, also second-order ones through a gradient penalty (GANmut's D), at a real
+  GANmut-small shape, narrowed in batch."""
   rng = np.random.default_rng(4)
   x = jnp.asarray(rng.standard_normal((2, 16, 16, 32), np.float32))
   w = jnp.asarray(rng.standard_normal((4, 4, 32, 64), np.float32) * 0.05)
@@ -106,15 +161,17 @@ def test_canonical_conv_uses_the_kernel_and_keeps_lax_gradients(monkeypatch):
     return jax.jit(jax.value_and_grad(loss, (0, 1)))
 
   fast = penalty(lambda x, w: cpu.canonical_conv(x, w, (2, 2), pads))
-  assert "affectjax_filter_grad" in fast.lower(w, x).compile().as_text()
+  hlo = fast.lower(w, x).compile().as_text()
+  assert "affectjax_filter_grad" in hlo and "affectjax_conv" in hlo and " convolution(" not in hlo
   ref = penalty(lambda x, w: lax.conv_general_dilated(x, w, (2, 2), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")))
   (v1, g1), (v0, g0) = fast(w, x), ref(w, x)
   np.testing.assert_allclose(v1, v0, rtol=1e-5)
   for a, b in zip(g1, g0):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()))
-  monkeypatch.setattr(cpu_kernel, "supports", lambda x, g: False)  # XLA's filter gradient instead
+  monkeypatch.setattr(cpu_kernel, "supports", lambda x, g: False)  # XLA's convolutions instead
+  monkeypatch.setattr(cpu_kernel, "conv_supports", lambda x, w, pads: False)
   slow = penalty(lambda x, w: cpu.canonical_conv(x, w, (2, 2), pads))
-  assert "affectjax_filter_grad" not in slow.lower(w, x).compile().as_text()
+  assert "affectjax_" not in slow.lower(w, x).compile().as_text()
   for a, b in zip(slow(w, x)[1], g1):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.abs(b).max()))
 
@@ -140,7 +197,7 @@ def test_a_machine_that_cannot_build_it_falls_back_with_a_warning(monkeypatch, c
   monkeypatch.setenv("CXX", "no-such-c++")
   with caplog.at_level(logging.WARNING, logger="affectjax"):
     assert cpu_kernel.available.__wrapped__() is False  # the check itself, not this process's cache
-  assert "kernel is off (no C++ compiler 'no-such-c++'" in caplog.text
+  assert "kernels are off (no C++ compiler 'no-such-c++'" in caplog.text
 
 
 @pytest.mark.parametrize("shape,k,o,s,pads", CASES)
@@ -151,6 +208,18 @@ def test_flop_count_of_a_call_is_xlas_count_of_the_lax_filter_gradient(shape, k,
   x, g = _case(5, shape, k, o, s, pads)
   ours = jax.jit(lambda x, g: cpu_kernel.filter_grad(x, g, (k, k), (s, s), pads)).lower(x, g)
   xla = jax.jit(lambda x, g: _lax_filter_grad(x, g, (k, k), (s, s), pads)).lower(x, g)
+  cost = xla.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  assert cpu_kernel.flops_in(ours.as_text()) == cost["flops"] * (-(-o // 8) * 8) / o > 0
+
+
+@pytest.mark.parametrize("shape,k,o,s,pads", CONV_CASES)
+def test_flop_count_of_a_conv_call_is_xlas_count_of_the_lax_convolution(shape, k, o, s, pads):
+  rng = np.random.default_rng(8)
+  x = jnp.asarray(rng.standard_normal(shape, np.float32))
+  w = jnp.asarray(rng.standard_normal((k, k, shape[3], o), np.float32))
+  ours = jax.jit(lambda x, w: cpu_kernel.conv(x, w, (s, s), pads)).lower(x, w)
+  xla = jax.jit(lambda x, w: cpu._conv(x, w, (s, s), pads)).lower(x, w)
   cost = xla.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   assert cpu_kernel.flops_in(ours.as_text()) == cost["flops"] * (-(-o // 8) * 8) / o > 0

@@ -18,7 +18,7 @@ def test_non_editable_install_trains_from_another_directory(tmp_path):
   shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", "runs", ".venv"))
   subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                   "--target", str(site), str(src)], check=True, cwd=run, capture_output=True)
-  assert (site / "affectjax" / "nn" / "filter_grad.cc").exists()  # the kernel's source ships
+  assert (site / "affectjax" / "nn" / "conv_kernels.cc").exists()  # the kernel's source ships
   env = dict(os.environ, PYTHONPATH=str(site), JAX_PLATFORMS="cpu")
   check = ("import affectjax, affectjax.configs as c; "
            "assert affectjax.__file__.startswith(%r), affectjax.__file__; "

@@ -42,9 +42,10 @@ def test_backward_convolutions_are_told_apart():
     assert kinds[kind]["flops"] == conv_flops, kind
 
 
-def test_the_cpu_kernels_filter_gradient_is_counted_and_named():
-  """nn.cpu's filter gradient by the hand-written kernel (a custom call XLA counts as 0 FLOPs) is
-  a 'filter-grad kernel' row with the convolution's FLOPs, and the step's FLOP count includes it."""
+def test_the_cpu_kernels_are_counted_and_named():
+  """nn.cpu's convolution, input and filter gradients by the hand-written kernels (custom calls XLA
+  counts as 0 FLOPs) are 'fwd kernel', 'input-grad kernel' and 'filter-grad kernel' rows with the
+  convolutions' FLOPs, and the step's FLOP count includes them."""
   from affectjax.nn import cpu, cpu_kernel
   if not cpu_kernel.available():
     return  # no compiler here: nn.cpu uses XLA's filter gradient (tests/test_cpu_kernel.py)
@@ -53,7 +54,13 @@ def test_the_cpu_kernels_filter_gradient_is_counted_and_named():
   loss = lambda x, w, m: jnp.sum(jnp.tanh(cpu.canonical_conv(x, w, (1, 1), ((1, 1), (1, 1))).reshape(N, -1) @ m))
   plain = profile_step.profile(jax.jit(jax.grad(_loss, argnums=(0, 1))), (x, w, m), steps=2)
   prof = profile_step.profile(jax.jit(jax.grad(loss, argnums=(0, 1))), (x, w, m), steps=2)
-  rows = [r for r in prof["rows"] if r["kind"] == "filter-grad kernel"]
-  assert [r["flops"] for r in rows] == [2.0 * N * H * H * CO * K * K * CI]
-  assert abs(prof["hlo_gflop"] - plain["hlo_gflop"]) < 1e-3 * plain["hlo_gflop"]
-  assert "filter-grad kernel" in profile_step.format_report(prof)
+  padded = -(-CI // 8) * 8  # the input gradient's 4 output channels are computed as 8
+  for kind, flops in (("fwd kernel", 2.0 * N * H * H * CO * K * K * CI),
+                      ("input-grad kernel", 2.0 * N * H * H * padded * K * K * CO),
+                      ("filter-grad kernel", 2.0 * N * H * H * CO * K * K * CI)):
+    assert [r["flops"] for r in prof["rows"] if r["kind"] == kind] == [flops], kind
+  # the step's count is lax's, plus the input gradient's zero channels (padding taps excluded)
+  inside = sum(1 for t in range(K) for p in range(H) if 0 <= p + t - 1 < H)
+  extra = 2.0 * N * (padded - CI) * CO * inside ** 2 / 1e9
+  assert abs(prof["hlo_gflop"] - plain["hlo_gflop"] - extra) < 1e-6 * plain["hlo_gflop"]
+  assert "fwd kernel" in profile_step.format_report(prof)

@@ -11,8 +11,8 @@ the TFLOP/s it ran at (convolutions and dots), its kind (conv fwd / input-grad /
 JAX's transform that made it and the window's size; dot; loop fusion; ...), its output and operand
 shapes and its source (the op name's last parts); then the time by kind. Op times are thunk times,
 so on a multi-core CPU their sum can differ from the step's wall time (printed beside it).
-affectjax.nn.cpu_kernel's filter gradients show as 'filter-grad kernel' (AFFECTJAX_CPU_KERNEL=0:
-XLA's 'conv filter-grad' and its transposes instead).
+affectjax.nn.cpu_kernel's calls show as 'filter-grad kernel', 'fwd kernel' and 'input-grad kernel'
+(AFFECTJAX_CPU_KERNEL=0: XLA's convolutions, and the transposes of its filter gradients, instead).
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ import jax
 from affectjax.nn import cpu_kernel
 
 _KERNEL_CALL = f'custom_call_target="{cpu_kernel.TARGET}"'
+_CONV_CALL = f'custom_call_target="{cpu_kernel.CONV_TARGET}"'
 _INSTR = re.compile(r"^\s*(?:ROOT )?%(?P<name>[\w.\-]+) = (?P<shape>.+?) (?P<op>[\w\-]+)\((?P<args>.*)$")
 _COMP = re.compile(r"^(ENTRY )?%(?P<name>[\w.\-]+) .*\{\s*$")
 _SHAPE = re.compile(r"(\w+)\[([\d,]*)\]")
@@ -106,6 +107,8 @@ def describe(name: str, instrs: dict, comps: dict) -> dict:
     flops = dot_flops(core["line"], core["shape"], operands[0])
   elif _KERNEL_CALL in core["line"] and len(operands) == 2:  # dw from x and g: 2 x g's positions x dw
     flops = 2.0 * math.prod(_dims(operands[1])[:-1]) * _numel(core["shape"])
+  elif _CONV_CALL in core["line"] and len(operands) == 2:  # y from x and w: 2 x y x w's taps
+    flops = 2.0 * _numel(core["shape"]) * math.prod(_dims(operands[1])[:-1])
   meta = re.search(r'op_name="([^"]*)"', core["line"]) or re.search(r'op_name="([^"]*)"', line)
   src = meta.group(1) if meta else ""
   if core["op"] == "convolution":
@@ -126,6 +129,8 @@ def describe(name: str, instrs: dict, comps: dict) -> dict:
     kind = "dot"
   elif _KERNEL_CALL in core["line"]:
     kind = "filter-grad kernel"  # affectjax.nn.cpu_kernel
+  elif _CONV_CALL in core["line"]:
+    kind = "input-grad kernel" if "transpose(" in src else "fwd kernel"
   elif op == "fusion":
     kind = re.search(r"kind=(\w+)", line).group(1) if "kind=" in line else "fusion"
     kind = {"kLoop": "loop fusion", "kInput": "reduce fusion", "kOutput": "output fusion"}.get(

@@ -13,10 +13,11 @@ So on the CPU backend (jax.default_backend() == 'cpu' when the network is traced
   padding (their terms are exactly zero);
 - `ConvTranspose` (same parameters as nn.ConvTranspose) computes a 4x4 stride-2 'SAME' transposed
   convolution as four 2x2 convolutions, one per output phase (sub-pixel), interleaved.
-- the other convolutions (and the sub-pixel phases) go through `canonical_conv`: lax's forward, with
-  gradients written as NHWC x HWIO convolutions, which XLA:CPU runs at full speed inside a lax.cond
-  branch too (lax's own gradient convolutions run 5-120x slower there), and the filter gradient
-  by the hand-written kernel of `cpu_kernel` where it can be built (XLA's otherwise).
+- the other convolutions (and the sub-pixel phases) go through `canonical_conv`: its value and
+  input gradient (a convolution of the cotangent) are NHWC x HWIO convolutions, its filter gradient
+  read in place, all three by the hand-written kernels of `cpu_kernel` where they can be built;
+  otherwise by XLA, in the form it runs at full speed inside a lax.cond branch too (lax's own
+  gradient convolutions run 5-120x slower there).
 Everywhere else, and on GPU/TPU, they are lax.conv_general_dilated and lax.conv_transpose
 unchanged. Parameter names, shapes and initial values are those of nn.Conv / nn.ConvTranspose.
 """
@@ -100,22 +101,32 @@ def canonical_conv(x, w, strides, pads):
   feature) into that form only at a program's top level; inside a lax.cond branch it emits them
   unrewritten, 5x (input gradient) to 120x (filter gradient) slower (a 3x3 256->256 conv at 16x16,
   batch 16, on the 2-core machine), which made GANmut's cond-gated G step 6.5x slower than
-  computing it every step. The filter gradient is `cpu_kernel.filter_grad` where that kernel is
-  built (float32): it reads x and g in place, where XLA transposes both
-  first. Second-order gradients are JAX's own, of this backward (and the kernel's, a convolution)."""
+  computing it every step. Where the kernels are built (float32) the value and the input gradient
+  are `cpu_kernel.conv` and the filter gradient `cpu_kernel.filter_grad` (it reads x and g in
+  place, where XLA transposes both first). Second-order gradients are JAX's own, of this backward
+  (whose convolutions are canonical_conv again)."""
   # a tracer may hold a numpy constant (vmap over a closed-over array under jit), which custom_vjp's
   # batching rejects; a copy (elided by XLA) turns it into a jax value
   x, w = (jnp.array(a, copy=True) if isinstance(a, jax.core.Tracer) else a for a in (x, w))
   return _canonical(x, w, strides, pads)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _canonical(x, w, strides, pads):
+def _forward(x, w, strides, pads):
+  """The convolution's value: the hand-written kernel's where it is built (float32), else lax's."""
+  if cpu_kernel.conv_supports(x, w, pads):
+    return cpu_kernel.conv(x, w, strides, pads)
   return _conv(x, w, strides, pads)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _canonical(x, w, strides, pads):
+  return _forward(x, w, strides, pads)
+
+
 def _canonical_fwd(x, w, strides, pads):
-  return _conv(x, w, strides, pads), (x, w)
+  # itself, not _forward: under a second derivative this rule runs on the outer derivative's
+  # tracers, which must meet the custom gradient, not the kernel (which has none)
+  return _canonical(x, w, strides, pads), (x, w)
 
 
 def _canonical_bwd(strides, pads, res, g):
@@ -128,7 +139,7 @@ def _canonical_bwd(strides, pads, res, g):
     dx_pads.append((k - 1 - lo, k - 1 - hi + r))
     dw_pads.append((lo, hi - r))
   if strides == (1, 1):  # input gradient: g times the flipped kernel with I and O swapped
-    dx = _conv(g, jnp.transpose(lax.rev(w, (0, 1)), (0, 1, 3, 2)), (1, 1), dx_pads)
+    dx = _canonical(g, jnp.transpose(lax.rev(w, (0, 1)), (0, 1, 3, 2)), (1, 1), tuple(dx_pads))
   else:
     dx = strided_input_grad(g, w, x.shape[1:3], strides, pads)
   if cpu_kernel.supports(x, g):  # read in place by the hand-written kernel: no transposes
@@ -166,8 +177,8 @@ def strided_input_grad(g, w, in_hw, strides, pads):
       lo_h, lo_w = jh - 1 - q, jw - 1 - p
       gp = lax.pad(g, jnp.zeros((), g.dtype), ((0, 0, 0), (lo_h, mh + jh - 1 - gh - lo_h, 0),
                                                (lo_w, mw + jw - 1 - gw - lo_w, 0), (0, 0, 0)))
-      cols.append(_conv(gp, jnp.transpose(lax.rev(sub, (0, 1)), (0, 1, 3, 2)), (1, 1),
-                        ((0, 0), (0, 0))))
+      cols.append(_canonical(gp, jnp.transpose(lax.rev(sub, (0, 1)), (0, 1, 3, 2)), (1, 1),
+                             ((0, 0), (0, 0))))
     rows.append(jnp.stack(cols, axis=3))  # [N, Mh, Mw, s_w, C]
   y = jnp.stack(rows, axis=2)  # [N, Mh, s_h, Mw, s_w, C]: row s_h*m + a, column s_w*m' + b
   return y.reshape(n, mh * strides[0], mw * strides[1], ci)[:, :in_hw[0], :in_hw[1]]

@@ -1,14 +1,21 @@
-"""A hand-written CPU kernel for the filter gradient of an NHWC x HWIO convolution (issue 27).
+"""Hand-written CPU kernels for an NHWC x HWIO convolution and its filter gradient (issue 27).
 
 XLA:CPU computes a convolution's filter gradient as a convolution with batch and channels swapped,
 so it first transposes the input and the cotangent (channels first), then runs a thin-channel
 contraction at a small fraction of the machine's matrix-product rate: on sRb-VAE's and LeVAsa's
-16-64-channel maps these two were half of the step. `filter_grad.cc` reads both tensors in their
+16-64-channel maps these two were half of the step. `conv_kernels.cc` reads both tensors in their
 NHWC layouts and sums outer products in AVX2 registers, split over the images on XLA's own thread
 pool. It is compiled with the machine's C++ compiler at first use (5-10 s, cached under
 $AFFECTJAX_CACHE or ~/.cache/affectjax) and registered as an XLA FFI target; where that is not
 possible (no compiler, no AVX2/FMA, a failed build) `available()` is False and nn.cpu keeps XLA's
-filter gradient, with one warning saying why. AFFECTJAX_CPU_KERNEL=0 turns it off (A/B timing).
+convolutions, with one warning saying why. AFFECTJAX_CPU_KERNEL=0 turns both kernels off (A/B
+timing).
+
+The same file's forward convolution (`conv`) sums tiles of 6 output pixels x 16 channels in
+registers from weights repacked per 16-channel block: XLA:CPU's convolution ran LeVAsa's 16-64
+channel layers at 0.03-0.06 TFLOP/s (forward and input gradient, about half of its step), the
+kernel at 0.08-0.1 (the machine's matrix-product rate). nn.cpu computes the forward pass and the
+input gradient (a forward convolution of the cotangent) with it.
 """
 from __future__ import annotations
 
@@ -30,7 +37,8 @@ import jaxlib
 import numpy as np
 
 TARGET = "affectjax_filter_grad"
-_SOURCE = Path(__file__).with_name("filter_grad.cc")
+CONV_TARGET = "affectjax_conv"
+_SOURCE = Path(__file__).with_name("conv_kernels.cc")
 _FLAGS = ["-O3", "-mavx2", "-mfma", "-std=c++17", "-shared", "-fPIC", "-w"]
 ENABLED = os.environ.get("AFFECTJAX_CPU_KERNEL", "1") != "0"
 
@@ -58,7 +66,7 @@ def build(compiler: str | None = None) -> Path:
   version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
   key = hashlib.sha256("\0".join([_SOURCE.read_text(), jaxlib.__version__, version, *_FLAGS])
                        .encode()).hexdigest()[:16]
-  out = _cache_dir() / f"filter_grad-{key}.so"
+  out = _cache_dir() / f"conv_kernels-{key}.so"
   if out.exists():
     return out
   out.parent.mkdir(parents=True, exist_ok=True)
@@ -87,14 +95,15 @@ def available() -> bool:
     try:
       lib = ctypes.CDLL(str(build()))
       jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.AffectjaxFilterGrad), platform="cpu")
+      jax.ffi.register_ffi_target(CONV_TARGET, jax.ffi.pycapsule(lib.AffectjaxConv), platform="cpu")
     except subprocess.CalledProcessError as e:
       why = f"compiling {_SOURCE.name} failed: {(e.stderr or '').strip()[-500:]}"
     except (OSError, subprocess.SubprocessError) as e:
       why = str(e)
   if why:
     logging.getLogger("affectjax").warning(
-        "affectjax's CPU filter-gradient kernel is off (%s); XLA's runs instead (same values, "
-        "slower on thin-channel convolutions)", why)
+        "affectjax's CPU convolution kernels are off (%s); XLA's convolutions run instead (same "
+        "values, slower on thin-channel convolutions)", why)
     return False
   return True
 
@@ -107,10 +116,40 @@ def supports(x, g) -> bool:
           and g.dtype == jnp.float32 and available())
 
 
-def _call(x, g, kernel_hw, strides, pads):
+def _check_available():
   if not available():
-    raise RuntimeError("affectjax's CPU filter-gradient kernel is not available here (see the "
-                       "warning above); nn.cpu calls it only where cpu_kernel.supports() says so")
+    raise RuntimeError("affectjax's CPU kernels are not available here (see the warning above); "
+                       "nn.cpu calls them only where cpu_kernel.supports() says so")
+
+
+def conv_supports(x, w, pads) -> bool:
+  """Whether `conv` computes lax.conv_general_dilated(x, w, strides, pads) (no dilation): float32
+  NHWC x HWIO, top and left pads >= 0 (bottom and right ones may be negative: they only shorten
+  the output); output channels that are no multiple of 8 are computed padded with zero filters."""
+  return (supports(x, w) and pads[0][0] >= 0 and pads[1][0] >= 0
+          and all(a + lo + hi >= k for a, (lo, hi), k in zip(x.shape[1:3], pads, w.shape[:2])))
+
+
+def conv(x, w, strides, pads):
+  """lax.conv_general_dilated(x, w, strides, pads) for NHWC x, HWIO w, by the hand-written kernel
+  (where conv_supports says so). Not differentiable itself: nn.cpu.canonical_conv gives it its
+  gradients."""
+  _check_available()
+  (pt, pb), (pl, pr) = pads
+  kh, kw, _, o = w.shape
+  ho = (x.shape[1] + pt + pb - kh) // strides[0] + 1
+  wo = (x.shape[2] + pl + pr - kw) // strides[1] + 1
+  wide = -(-o // 8) * 8
+  if wide != o:
+    w = jnp.pad(w, ((0, 0), (0, 0), (0, 0), (0, wide - o)))
+  out = jax.ShapeDtypeStruct((x.shape[0], ho, wo, wide), jnp.float32)
+  y = jax.ffi.ffi_call(CONV_TARGET, out, vmap_method="sequential")(
+      x, w, sh=np.int64(strides[0]), sw=np.int64(strides[1]), pt=np.int64(pt), pl=np.int64(pl))
+  return y[..., :o] if wide != o else y
+
+
+def _call(x, g, kernel_hw, strides, pads):
+  _check_available()
   o = g.shape[3]
   wide = -(-o // 8) * 8  # the kernel sums 8 output channels per register: pad g with zeros
   if wide != o:
@@ -145,9 +184,9 @@ def _fg_bwd(kernel_hw, strides, pads, res, ct):
 filter_grad.defvjp(_fg_fwd, _fg_bwd)
 
 
-_CALL = re.compile(r"custom_call @" + TARGET + r"\b[^\n]*?\{pl = (\d+) : i64, pt = (\d+) : i64, "
-                   r"sh = (\d+) : i64, sw = (\d+) : i64\}[^\n]*:\s*\(tensor<([0-9x]+)xf32>,\s*"
-                   r"tensor<([0-9x]+)xf32>\)\s*->\s*tensor<([0-9x]+)xf32>")
+_CALL = re.compile(r"custom_call @(" + TARGET + "|" + CONV_TARGET + r")\b[^\n]*?\{pl = (\d+) : i64, "
+                   r"pt = (\d+) : i64, sh = (\d+) : i64, sw = (\d+) : i64\}[^\n]*:\s*"
+                   r"\(tensor<([0-9x]+)xf32>,\s*tensor<([0-9x]+)xf32>\)\s*->\s*tensor<([0-9x]+)xf32>")
 
 
 def _taps_inside(k: int, stride: int, pad: int, size: int, out: int) -> int:
@@ -165,11 +204,12 @@ def lowered_flops(lowered) -> float:
 
 
 def flops_in(stablehlo: str) -> float:
-  """The multiply-adds (x 2) of the kernel's calls in a lowered program's StableHLO text, which
+  """The multiply-adds (x 2) of the kernels' calls in a lowered program's StableHLO text, which
   XLA's cost analysis counts as zero; like XLA's count of a convolution, taps on padding excluded
-  (zero output channels added to reach a multiple of 8 are counted: the kernel computes them)."""
+  (zero output channels added to reach a multiple of 8 are counted: the kernels compute them)."""
   total = 0.0
-  for pl, pt, sh, sw, x, g, dw in _CALL.findall(stablehlo):
+  for target, pl, pt, sh, sw, a, b, r in _CALL.findall(stablehlo):
+    x, g, dw = (a, r, b) if target == CONV_TARGET else (a, b, r)  # conv: (x, w) -> y
     (n, h, w, c), (_, ho, wo, o), (kh, kw, _, _) = ([int(d) for d in t.split("x")] for t in (x, g, dw))
     total += (2.0 * n * c * o * _taps_inside(kh, int(sh), int(pt), h, ho)
               * _taps_inside(kw, int(sw), int(pl), w, wo))
