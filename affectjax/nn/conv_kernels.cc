@@ -262,26 +262,20 @@ ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::
   return ffi::Error::Success();
 }
 
+// both kernels: (XLA's thread pool, two float32 arrays) -> one array; strides and top/left pads
+auto Binding() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Ret<ffi::Buffer<ffi::F32>>()
+      .Attr<int64_t>("sh")
+      .Attr<int64_t>("sw")
+      .Attr<int64_t>("pt")
+      .Attr<int64_t>("pl");
+}
+
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(AffectjaxFilterGrad, FilterGrad,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("sh")
-                                  .Attr<int64_t>("sw")
-                                  .Attr<int64_t>("pt")
-                                  .Attr<int64_t>("pl"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(AffectjaxConv, Conv,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("sh")
-                                  .Attr<int64_t>("sw")
-                                  .Attr<int64_t>("pt")
-                                  .Attr<int64_t>("pl"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AffectjaxFilterGrad, FilterGrad, Binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(AffectjaxConv, Conv, Binding());
