@@ -14,7 +14,7 @@ timing).
 The same file's forward convolution (`conv`) sums tiles of 6 output pixels x 16 channels in
 registers from weights repacked per 16-channel block: XLA:CPU's convolution ran LeVAsa's 16-64
 channel layers at 0.03-0.06 TFLOP/s (forward and input gradient, about half of its step), the
-kernel at 0.08-0.1 (the machine's matrix-product rate). nn.cpu computes the forward pass and the
+kernel at 0.08-0.14 (the machine's matrix-product rate). nn.cpu computes the forward pass and the
 input gradient (a forward convolution of the cotangent) with it.
 """
 from __future__ import annotations
