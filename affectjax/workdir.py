@@ -280,6 +280,9 @@ def _ignore_closed_loop(unraisable, default=sys.unraisablehook):
   default(unraisable)
 
 
+UNAWAITED = r"coroutine '.*' was never awaited"  # Python's warning for a collected coroutine
+
+
 def quiet_disk_error_logs() -> None:
   """For the command line: a failed save (full disk) prints the loop's one line, not Orbax's
   background threads' or asyncio's tracebacks."""
@@ -292,9 +295,6 @@ def quiet_disk_error_logs() -> None:
   # unscheduled; collected at exit, each would print a RuntimeWarning under the one line.
   # affectjax runs no coroutines of its own, so on the command line none of these is ours.
   warnings.filterwarnings("ignore", message=UNAWAITED, category=RuntimeWarning)
-
-
-UNAWAITED = r"coroutine '.*' was never awaited"
 
 
 SEED_DIR = "seed_{}"  # a K-seed run's per-seed report directory (train.seed_report_dir)

@@ -48,6 +48,12 @@ def with_fields(config, **fields):
   return config
 
 
+def seeded(config, seed: int):
+  """config with config.seed = seed (in place; returned)."""
+  config.seed = seed
+  return config
+
+
 def levasa_tiny(**over):
   """configs/levasa.py:tiny without its report, with overrides given as section__field=value."""
   c = load_config("levasa", "tiny")

@@ -14,7 +14,7 @@ import pytest
 
 from affectjax import methods, train
 from affectjax.objective import Out
-from conftest import REPO, agree_from_some_seed, load_config, run_killed_at, with_fields
+from conftest import REPO, agree_from_some_seed, load_config, run_killed_at, seeded, with_fields
 
 METHODS = sorted(os.environ.get("AFFECTJAX_CONTRACT", "").split(",") if os.environ.get("AFFECTJAX_CONTRACT") else methods.REGISTRY)
 STEPS, CHECKPOINT = 4, 2
@@ -73,11 +73,6 @@ def assert_close(a, b, rtol=1e-4, atol=1e-5):
     np.testing.assert_allclose(x[finite], y[finite], rtol=rtol, atol=atol * scale)
 
 
-def seeded(config, seed):
-  config.seed = seed
-  return config
-
-
 def one_seed_reference(config, i):
   """The one-seed run of seed i: config.seed's data set, root key and data order config.seed + i."""
   base = train.setup(seeded(sgd(config.method), config.seed))
@@ -88,7 +83,8 @@ def one_seed_reference(config, i):
 _DEVICES_SCRIPT = r"""
 import sys, numpy as np, jax
 sys.path[:0] = [{repo!r}, {tests!r}]
-from test_contract import sgd, seeded, run_steps, leaves, one_seed_reference
+from conftest import seeded
+from test_contract import sgd, run_steps, leaves, one_seed_reference
 from affectjax import train
 assert jax.device_count() == 8
 with jax.threefry_partitionable(False):

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from affectjax import train
-from conftest import agree_from_some_seed, load_config, with_fields
+from conftest import agree_from_some_seed, load_config, seeded, with_fields
 
 STEPS = 2
 
@@ -62,9 +62,8 @@ def test_vmapped_and_unrolled_seeds_train_the_same_models():
   def check(seed):
     got = {}
     for how in ("vmap", "unroll"):
-      c = make_config("levasa", train__num_seeds=2, train__seed_map=how, optim__name="sgd")
-      c.seed = seed
-      s = train.setup(c)
+      s = train.setup(seeded(make_config("levasa", train__num_seeds=2, train__seed_map=how,
+                                         optim__name="sgd"), seed))
       state, losses = run_steps(s)
       got[how] = (train.seed_states(s, state), losses)
     np.testing.assert_allclose(got["vmap"][1], got["unroll"][1], rtol=1e-5)

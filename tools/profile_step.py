@@ -31,7 +31,7 @@ import jax
 
 from affectjax.nn import cpu_kernel
 
-_KERNEL_CALL = f'custom_call_target="{cpu_kernel.TARGET}"'
+_FILTER_GRAD_CALL = f'custom_call_target="{cpu_kernel.TARGET}"'
 _CONV_CALL = f'custom_call_target="{cpu_kernel.CONV_TARGET}"'
 _INSTR = re.compile(r"^\s*(?:ROOT )?%(?P<name>[\w.\-]+) = (?P<shape>.+?) (?P<op>[\w\-]+)\((?P<args>.*)$")
 _COMP = re.compile(r"^(ENTRY )?%(?P<name>[\w.\-]+) .*\{\s*$")
@@ -105,7 +105,7 @@ def describe(name: str, instrs: dict, comps: dict) -> dict:
     flops = conv_flops(core["line"], core["shape"], operands[0])
   elif core["op"] == "dot" and operands:
     flops = dot_flops(core["line"], core["shape"], operands[0])
-  elif _KERNEL_CALL in core["line"] and len(operands) == 2:  # dw from x and g: 2 x g's positions x dw
+  elif _FILTER_GRAD_CALL in core["line"] and len(operands) == 2:  # dw from x and g: 2 x g's positions x dw
     flops = 2.0 * math.prod(_dims(operands[1])[:-1]) * _numel(core["shape"])
   elif _CONV_CALL in core["line"] and len(operands) == 2:  # y from x and w: 2 x y x w's taps
     flops = 2.0 * _numel(core["shape"]) * math.prod(_dims(operands[1])[:-1])
@@ -127,7 +127,7 @@ def describe(name: str, instrs: dict, comps: dict) -> dict:
       kind = "conv fwd"
   elif core["op"] == "dot":
     kind = "dot"
-  elif _KERNEL_CALL in core["line"]:
+  elif _FILTER_GRAD_CALL in core["line"]:
     kind = "filter-grad kernel"  # affectjax.nn.cpu_kernel
   elif _CONV_CALL in core["line"]:
     kind = "input-grad kernel" if "transpose(" in src else "fwd kernel"

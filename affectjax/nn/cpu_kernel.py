@@ -134,31 +134,31 @@ def conv(x, w, strides, pads):
   """lax.conv_general_dilated(x, w, strides, pads) for NHWC x, HWIO w, by the hand-written kernel
   (where conv_supports says so). Not differentiable itself: nn.cpu.canonical_conv gives it its
   gradients."""
-  _check_available()
   (pt, pb), (pl, pr) = pads
-  kh, kw, _, o = w.shape
+  kh, kw = w.shape[:2]
   ho = (x.shape[1] + pt + pb - kh) // strides[0] + 1
   wo = (x.shape[2] + pl + pr - kw) // strides[1] + 1
+  return _kernel_call(CONV_TARGET, x, w, (x.shape[0], ho, wo), strides, pads)
+
+
+def _kernel_call(target, a, b, leading, strides, pads):
+  """target's result [*leading, O] from a and b, whose last axis is the result's O channels: the
+  kernels sum 8 output channels per register, so b is padded with zeros to a multiple of 8 and
+  the result cut back."""
+  _check_available()
+  o = b.shape[-1]
   wide = -(-o // 8) * 8
   if wide != o:
-    w = jnp.pad(w, ((0, 0), (0, 0), (0, 0), (0, wide - o)))
-  out = jax.ShapeDtypeStruct((x.shape[0], ho, wo, wide), jnp.float32)
-  y = jax.ffi.ffi_call(CONV_TARGET, out, vmap_method="sequential")(
-      x, w, sh=np.int64(strides[0]), sw=np.int64(strides[1]), pt=np.int64(pt), pl=np.int64(pl))
+    b = jnp.pad(b, ((0, 0),) * (b.ndim - 1) + ((0, wide - o),))
+  out = jax.ShapeDtypeStruct(tuple(leading) + (wide,), jnp.float32)
+  y = jax.ffi.ffi_call(target, out, vmap_method="sequential")(
+      a, b, sh=np.int64(strides[0]), sw=np.int64(strides[1]), pt=np.int64(pads[0][0]),
+      pl=np.int64(pads[1][0]))
   return y[..., :o] if wide != o else y
 
 
 def _call(x, g, kernel_hw, strides, pads):
-  _check_available()
-  o = g.shape[3]
-  wide = -(-o // 8) * 8  # the kernel sums 8 output channels per register: pad g with zeros
-  if wide != o:
-    g = jnp.pad(g, ((0, 0), (0, 0), (0, 0), (0, wide - o)))
-  out = jax.ShapeDtypeStruct(tuple(kernel_hw) + (x.shape[3], wide), jnp.float32)
-  dw = jax.ffi.ffi_call(TARGET, out, vmap_method="sequential")(
-      x, g, sh=np.int64(strides[0]), sw=np.int64(strides[1]), pt=np.int64(pads[0][0]),
-      pl=np.int64(pads[1][0]))
-  return dw[..., :o] if wide != o else dw
+  return _kernel_call(TARGET, x, g, tuple(kernel_hw) + (x.shape[3],), strides, pads)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
